@@ -1,0 +1,455 @@
+#!/usr/bin/env python3
+"""Plain PyTorch (eager, fp32, CPU) reference for the nla training-step benchmark.
+
+The model definitions below deliberately mirror what the C++ benchmark
+implements (see TrainStep/<flavour>/<config> in nla_benchmarks), so the two
+numbers can be compared like with like:
+
+  gpt2  : learned positions, LayerNorm, fused c_attn with bias, GELU(tanh) MLP,
+          logits tied to the token embedding.
+  llama : no position embedding, RMSNorm, rotary q/k (HF rotate-half), grouped-
+          query attention, bias-free projections, SwiGLU MLP, untied lm_head.
+
+Attention is written by hand (no scaled_dot_product_attention) by default so
+that PyTorch 1.13 and 2.x run the same code path; pass --sdpa to opt in to the
+fused kernel on versions that have it.
+
+Only a single JSON line is written to stdout; everything else goes to stderr
+so callers (benchmarks/compare_pytorch.sh) can parse stdout directly.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+# Architecture/shape presets shared with the C++ benchmark. Any field can be
+# overridden individually on the command line.
+CONFIGS = {
+    "tiny": dict(d_model=128, layers=4, heads=4, context=64, vocab=512, batch=16),
+    "small": dict(d_model=256, layers=6, heads=8, context=128, vocab=4096, batch=8),
+}
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description="PyTorch eager fp32 reference for the nla training-step benchmark. "
+        "Prints one JSON result line on stdout.")
+    p.add_argument("--flavour", choices=("gpt2", "llama"), default="gpt2",
+                   help="model family (default: gpt2)")
+    p.add_argument("--config", choices=sorted(CONFIGS), default="tiny",
+                   help="size preset (default: tiny)")
+    p.add_argument("--d-model", type=int, help="override model width")
+    p.add_argument("--layers", type=int, help="override number of blocks")
+    p.add_argument("--heads", type=int, help="override number of query heads")
+    p.add_argument("--kv-heads", type=int,
+                   help="llama only: key/value heads (default: heads/2 if heads is even, else heads)")
+    p.add_argument("--context", type=int, help="override context length (= sequence length)")
+    p.add_argument("--vocab", type=int, help="override vocabulary size")
+    p.add_argument("--batch", type=int, help="override batch size")
+    p.add_argument("--d-ff", type=int,
+                   help="MLP hidden size (default: gpt2 4*d, llama int(8*d/3) rounded up to a multiple of 32)")
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads (default: 2)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default: 3)")
+    p.add_argument("--steps", type=int, default=20, help="timed steps (default: 20)")
+    p.add_argument("--seed", type=int, default=0, help="RNG seed for weights and data (default: 0)")
+    p.add_argument("--blas-threads", type=int,
+                   help="threads for an external BLAS such as OpenBLAS (default: same as --threads)")
+    p.add_argument("--omp-wait-policy", choices=("passive", "active"),
+                   help="set OMP_WAIT_POLICY before torch loads (default: inherit the environment)")
+    p.add_argument("--sdpa", action="store_true",
+                   help="use F.scaled_dot_product_attention (PyTorch >= 2.0) instead of the manual path")
+    args = p.parse_args(argv)
+
+    # Fill unset shape fields from the preset so overrides compose with --config.
+    for key, value in CONFIGS[args.config].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+    if args.d_ff is None:
+        if args.flavour == "gpt2":
+            args.d_ff = 4 * args.d_model
+        else:
+            # LLaMA's 2/3 * 4d keeps SwiGLU's parameter count close to a 4d GELU
+            # MLP; rounding to 32 keeps the GEMM shapes SIMD/tile friendly.
+            args.d_ff = ((int(8 * args.d_model / 3) + 31) // 32) * 32
+    if args.kv_heads is None:
+        args.kv_heads = args.heads // 2 if args.heads % 2 == 0 else args.heads
+
+    if args.d_model % args.heads:
+        p.error("--d-model must be divisible by --heads")
+    if args.flavour == "llama":
+        if args.heads % args.kv_heads:
+            p.error("--heads must be divisible by --kv-heads")
+        if (args.d_model // args.heads) % 2:
+            p.error("llama head size must be even for rotary embeddings")
+    if args.blas_threads is None:
+        args.blas_threads = args.threads
+    if args.threads < 1 or args.blas_threads < 1 or args.steps < 1 or args.warmup < 0:
+        p.error("--threads, --blas-threads and --steps must be >= 1, --warmup >= 0")
+    return args
+
+
+def configure_thread_env(args):
+    """Size every thread pool before torch (and the BLAS it links) is loaded.
+
+    Debian's torch uses the system libblas (OpenBLAS here), whose own pthread
+    pool is sized from the environment when the library is loaded and is not
+    touched by torch.set_num_threads(). Without this the BLAS would use every
+    core regardless of --threads, which would make the comparison unfair.
+
+    The OpenMP wait policy is also only read at load time. It matters a lot
+    for that same build: libgomp workers spin after each parallel region and
+    steal the cores OpenBLAS's separate pool wants, roughly halving throughput
+    on a 2-core machine. It is left alone unless asked for, so the default run
+    is stock PyTorch.
+    """
+    wanted = {
+        "OMP_NUM_THREADS": args.threads,
+        "OPENBLAS_NUM_THREADS": args.blas_threads,
+        "MKL_NUM_THREADS": args.blas_threads,
+    }
+    if args.omp_wait_policy:
+        wanted["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+    for var, value in wanted.items():
+        if os.environ.get(var) not in (None, str(value)):
+            log("note: overriding %s=%s with %s" % (var, os.environ[var], value))
+        os.environ[var] = str(value)
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "GOMP_SPINCOUNT"):
+        if var in os.environ:
+            log("note: %s=%s is set in the environment (left as is)" % (var, os.environ[var]))
+
+
+def loaded_blas_libraries():
+    """Paths of BLAS-looking shared objects mapped into this process (Linux only)."""
+    libs = []
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1] if len(line.split()) >= 6 else ""
+                name = os.path.basename(path).lower()
+                if ("blas" in name or "blis" in name or "mkl" in name) and path not in libs:
+                    libs.append(path)
+    except OSError:
+        pass
+    return libs
+
+
+def blas_info_from_build(torch):
+    """BLAS_INFO from torch's build summary ("mkl", "open", "generic", ...)."""
+    for token in torch.__config__.show().replace(",", " ").split():
+        if token.startswith("BLAS_INFO="):
+            return token.split("=", 1)[1]
+    return "unknown"
+
+
+def open_loaded_openblas():
+    """(ctypes handle, real path) of the OpenBLAS mapped into us, or (None, None)."""
+    import ctypes
+    for path in loaded_blas_libraries():
+        real = os.path.realpath(path)
+        try:
+            lib = ctypes.CDLL(real)  # already loaded, so this just returns a handle
+        except OSError:
+            continue
+        if hasattr(lib, "openblas_get_config"):
+            return lib, real
+    return None, None
+
+
+def describe_blas(torch, openblas, openblas_path):
+    """Short name of the BLAS torch actually calls into.
+
+    Distro builds report BLAS_INFO=generic because they link the
+    alternatives-managed libblas.so.3; in that case name what is really mapped.
+    """
+    info = blas_info_from_build(torch)
+    if info not in ("generic", "unknown"):
+        return info
+    if openblas is not None:
+        import ctypes
+        openblas.openblas_get_config.restype = ctypes.c_char_p
+        config = openblas.openblas_get_config().decode(errors="replace").split()
+        # Debian keeps each variant in its own directory (openblas-pthread, ...).
+        variant = os.path.basename(os.path.dirname(openblas_path))
+        name = variant if variant.startswith("openblas") else "openblas"
+        version = config[1] if len(config) > 1 else ""
+        core = ""
+        if hasattr(openblas, "openblas_get_corename"):
+            openblas.openblas_get_corename.restype = ctypes.c_char_p
+            core = " core=" + openblas.openblas_get_corename().decode(errors="replace")
+        return ("%s %s%s" % (name, version, core)).strip()
+    libs = loaded_blas_libraries()
+    if libs:
+        return "%s (%s)" % (info, os.path.realpath(libs[0]))
+    return info
+
+
+def build_model(args, torch):
+    nn = torch.nn
+    F = torch.nn.functional
+
+    def causal_attention(q, k, v, mask):
+        # q, k, v: [B, H, T, hd]
+        if args.sdpa:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        T = q.size(-2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
+        att = att.masked_fill(mask[:T, :T], float("-inf"))
+        return F.softmax(att, dim=-1) @ v
+
+    def causal_mask(context):
+        # True above the diagonal = future positions to hide.
+        return torch.triu(torch.ones(context, context, dtype=torch.bool), diagonal=1)
+
+    # ---------------------------------------------------------------- GPT-2
+    class GPT2Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn = nn.Linear(args.d_model, 3 * args.d_model, bias=True)
+            self.c_proj = nn.Linear(args.d_model, args.d_model, bias=True)
+            self.register_buffer("mask", causal_mask(args.context), persistent=False)
+
+        def forward(self, x):
+            B, T, d = x.shape
+            H = args.heads
+            q, k, v = self.c_attn(x).split(d, dim=2)
+            q, k, v = (t.view(B, T, H, d // H).transpose(1, 2) for t in (q, k, v))
+            y = causal_attention(q, k, v, self.mask)
+            return self.c_proj(y.transpose(1, 2).reshape(B, T, d))
+
+    class GPT2MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc = nn.Linear(args.d_model, args.d_ff, bias=True)
+            self.c_proj = nn.Linear(args.d_ff, args.d_model, bias=True)
+
+        def forward(self, x):
+            return self.c_proj(F.gelu(self.c_fc(x), approximate="tanh"))
+
+    class GPT2Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1 = nn.LayerNorm(args.d_model, eps=1e-5)
+            self.attn = GPT2Attention()
+            self.ln_2 = nn.LayerNorm(args.d_model, eps=1e-5)
+            self.mlp = GPT2MLP()
+
+        def forward(self, x):
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
+
+    class GPT2(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(args.vocab, args.d_model)
+            self.wpe = nn.Embedding(args.context, args.d_model)
+            self.h = nn.ModuleList(GPT2Block() for _ in range(args.layers))
+            self.ln_f = nn.LayerNorm(args.d_model, eps=1e-5)
+
+        def forward(self, idx):
+            T = idx.size(1)
+            pos = torch.arange(T, device=idx.device)
+            x = self.wte(idx) + self.wpe(pos)
+            for block in self.h:
+                x = block(x)
+            # Tied output projection: gradients from both uses accumulate in wte.
+            return self.ln_f(x) @ self.wte.weight.t()
+
+    # ---------------------------------------------------------------- LLaMA
+    class RMSNorm(nn.Module):
+        def __init__(self, d, eps=1e-5):
+            super().__init__()
+            self.eps = eps
+            self.weight = nn.Parameter(torch.ones(d))
+
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+    def rotate_half(x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat((-x2, x1), dim=-1)
+
+    class LlamaAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            d, H, KV = args.d_model, args.heads, args.kv_heads
+            hd = d // H
+            self.q_proj = nn.Linear(d, H * hd, bias=False)
+            self.k_proj = nn.Linear(d, KV * hd, bias=False)
+            self.v_proj = nn.Linear(d, KV * hd, bias=False)
+            self.o_proj = nn.Linear(H * hd, d, bias=False)
+            self.register_buffer("mask", causal_mask(args.context), persistent=False)
+
+        def forward(self, x, cos, sin):
+            B, T, d = x.shape
+            H, KV = args.heads, args.kv_heads
+            hd = d // H
+            q = self.q_proj(x).view(B, T, H, hd).transpose(1, 2)
+            k = self.k_proj(x).view(B, T, KV, hd).transpose(1, 2)
+            v = self.v_proj(x).view(B, T, KV, hd).transpose(1, 2)
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+            if KV != H:
+                # HF repeat_kv layout: kv head j serves query heads j*rep..(j+1)*rep-1.
+                k = k.repeat_interleave(H // KV, dim=1)
+                v = v.repeat_interleave(H // KV, dim=1)
+            y = causal_attention(q, k, v, self.mask)
+            return self.o_proj(y.transpose(1, 2).reshape(B, T, d))
+
+    class LlamaMLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate_proj = nn.Linear(args.d_model, args.d_ff, bias=False)
+            self.up_proj = nn.Linear(args.d_model, args.d_ff, bias=False)
+            self.down_proj = nn.Linear(args.d_ff, args.d_model, bias=False)
+
+        def forward(self, x):
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+    class LlamaBlock(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_layernorm = RMSNorm(args.d_model)
+            self.self_attn = LlamaAttention()
+            self.post_attention_layernorm = RMSNorm(args.d_model)
+            self.mlp = LlamaMLP()
+
+        def forward(self, x, cos, sin):
+            x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+            return x + self.mlp(self.post_attention_layernorm(x))
+
+    class Llama(nn.Module):
+        def __init__(self):
+            super().__init__()
+            hd = args.d_model // args.heads
+            self.embed_tokens = nn.Embedding(args.vocab, args.d_model)
+            self.layers = nn.ModuleList(LlamaBlock() for _ in range(args.layers))
+            self.norm = RMSNorm(args.d_model)
+            self.lm_head = nn.Linear(args.d_model, args.vocab, bias=False)
+            # Rotary tables are constants, so build them once rather than per step.
+            inv_freq = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+            freqs = torch.outer(torch.arange(args.context, dtype=torch.float32), inv_freq)
+            emb = torch.cat((freqs, freqs), dim=-1)  # [C, hd], rotate-half layout
+            self.register_buffer("cos", emb.cos(), persistent=False)
+            self.register_buffer("sin", emb.sin(), persistent=False)
+
+        def forward(self, idx):
+            T = idx.size(1)
+            cos, sin = self.cos[:T], self.sin[:T]
+            x = self.embed_tokens(idx)
+            for layer in self.layers:
+                x = layer(x, cos, sin)
+            return self.lm_head(self.norm(x))
+
+    model = GPT2() if args.flavour == "gpt2" else Llama()
+
+    # Same init as the C++ side: N(0, 0.02) matrices/embeddings, zero biases,
+    # unit norm gains. Speed does not depend on it, but it keeps losses sane.
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.LayerNorm, RMSNorm)):
+            nn.init.ones_(module.weight)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+    return model
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    configure_thread_env(args)
+
+    # Imported late so the thread environment above is in place when the BLAS loads.
+    import torch
+    import torch.nn.functional as F
+
+    if args.sdpa and not hasattr(F, "scaled_dot_product_attention"):
+        log("error: --sdpa needs PyTorch >= 2.0 (this is %s)" % torch.__version__)
+        return 2
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    openblas, openblas_path = open_loaded_openblas()
+    if openblas is not None and hasattr(openblas, "openblas_set_num_threads"):
+        # Belt and braces: the env var only works if nothing loaded torch before us.
+        import ctypes
+        openblas.openblas_set_num_threads(ctypes.c_int(args.blas_threads))
+    blas = describe_blas(torch, openblas, openblas_path)
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "default").lower()
+    log("torch %s, threads=%d, blas_threads=%d, omp_wait_policy=%s, blas=%s" % (
+        torch.__version__, torch.get_num_threads(), args.blas_threads, wait_policy, blas))
+
+    model = build_model(args, torch)
+    model.train()
+    params = sum(p.numel() for p in model.parameters())  # tied wte counted once
+
+    # Weight decay on every parameter (no no-decay group) to match the C++ optimiser.
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), eps=1e-8,
+                            weight_decay=0.1)
+
+    # Data is generated once up front so only compute is timed.
+    gen = torch.Generator().manual_seed(args.seed)
+    x = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen)
+    y = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen)
+
+    def step():
+        logits = model(x)
+        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()  # item() also forces completion before the clock stops
+
+    log("%s/%s: d=%d layers=%d heads=%d%s ctx=%d vocab=%d batch=%d d_ff=%d params=%d" % (
+        args.flavour, args.config, args.d_model, args.layers, args.heads,
+        (" kv_heads=%d" % args.kv_heads) if args.flavour == "llama" else "",
+        args.context, args.vocab, args.batch, args.d_ff, params))
+
+    for i in range(args.warmup):
+        loss = step()
+        log("warmup %d/%d loss %.4f" % (i + 1, args.warmup, loss))
+
+    times = []
+    for i in range(args.steps):
+        t0 = time.perf_counter()
+        loss = step()
+        times.append(time.perf_counter() - t0)
+    log("timed %d steps, last loss %.4f" % (args.steps, loss))
+
+    tokens = args.batch * args.context
+    median = statistics.median(times)
+    result = {
+        "framework": "pytorch",
+        "torch_version": torch.__version__,
+        "flavour": args.flavour,
+        "config": args.config,
+        "threads": torch.get_num_threads(),
+        "batch": args.batch,
+        "seq": args.context,
+        "tokens_per_step": tokens,
+        "step_ms_median": round(median * 1e3, 3),
+        "step_ms_mean": round(statistics.mean(times) * 1e3, 3),
+        "tokens_per_s": round(tokens / median, 1),
+        "params": params,
+        "blas": blas,
+        # Not in the core schema, but needed to reproduce a number.
+        "blas_threads": args.blas_threads,
+        "omp_wait_policy": wait_policy,
+    }
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

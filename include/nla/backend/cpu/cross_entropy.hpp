@@ -1,0 +1,51 @@
+#pragma once
+// Softmax cross-entropy over the vocabulary, fused so that probabilities are
+// never stored: the forward keeps the logits and one log-sum-exp per row, the
+// backward writes the gradient over the logits buffer in place.
+//   loss[r]    = lse[r] - logits[r, target[r]]        (0 where target == ignore)
+//   dlogits[r] = dloss[r] * (softmax(logits[r]) - onehot(target[r]))
+// -loss[r] is the token's log-probability, which the policy-gradient code
+// reads directly.
+
+#include <cstdint>
+
+#include "nla/backend/cpu/cpu.hpp"
+#include "nla/backend/cpu/elementwise.hpp"
+#include "nla/backend/cpu/parallel.hpp"
+#include "nla/core/scalar.hpp"
+
+namespace nla {
+namespace cpu {
+
+template <class T>
+void cross_entropy_forward(Cpu&, accum_t<T>* loss, accum_t<T>* lse, const T* logits,
+                           const std::int32_t* targets, index_t rows, index_t vocab,
+                           std::int32_t ignore_index) {
+  using A = accum_t<T>;
+  parallel_for(rows, 4 * vocab, [&](index_t r) {
+    const auto x = array(logits + r * vocab, vocab);
+    const A max = x.maxCoeff();
+    const A sum = (x - T(max)).exp().template cast<A>().sum();
+    lse[r] = max + std::log(sum);
+    loss[r] = targets[r] == ignore_index ? A(0) : lse[r] - A(x[targets[r]]);
+  });
+}
+
+template <class T>
+void cross_entropy_backward(Cpu&, T* logits, const accum_t<T>* dloss, const accum_t<T>* lse,
+                            const std::int32_t* targets, index_t rows, index_t vocab,
+                            std::int32_t ignore_index) {
+  parallel_for(rows, 4 * vocab, [&](index_t r) {
+    auto x = array(logits + r * vocab, vocab);
+    if (targets[r] == ignore_index || dloss[r] == 0) {
+      x.setZero();
+      return;
+    }
+    const T g = T(dloss[r]);
+    x = g * (x - T(lse[r])).exp();
+    x[targets[r]] -= g;
+  });
+}
+
+}  // namespace cpu
+}  // namespace nla

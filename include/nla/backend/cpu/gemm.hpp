@@ -1,0 +1,39 @@
+#pragma once
+// General matrix multiply on row-major operands, the one primitive every
+// linear layer and attention product is built from:
+//   C[m, n] = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T.
+// Eigen's blocked GEMM does the work (multithreaded with OpenMP unless called
+// from inside a parallel region, where it stays on the calling thread).
+
+#include "nla/backend/cpu/cpu.hpp"
+#include "nla/backend/cpu/eigen.hpp"
+
+namespace nla {
+namespace cpu {
+
+template <class T>
+void gemm(Cpu&, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k, T alpha,
+          const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  auto C = matrix(c, m, n, ldc);
+  if (beta == T(0)) {
+    C.setZero();
+  } else if (beta != T(1)) {
+    C *= beta;
+  }
+  if (k == 0) return;
+  // A is stored [m, k] (or [k, m] when transposed); likewise B.
+  const auto A = matrix(a, transpose_a ? k : m, transpose_a ? m : k, lda);
+  const auto B = matrix(b, transpose_b ? n : k, transpose_b ? k : n, ldb);
+  if (!transpose_a && !transpose_b) {
+    C.noalias() += alpha * A * B;
+  } else if (!transpose_a && transpose_b) {
+    C.noalias() += alpha * A * B.transpose();
+  } else if (transpose_a && !transpose_b) {
+    C.noalias() += alpha * A.transpose() * B;
+  } else {
+    C.noalias() += alpha * A.transpose() * B.transpose();
+  }
+}
+
+}  // namespace cpu
+}  // namespace nla

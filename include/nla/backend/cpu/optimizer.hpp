@@ -1,0 +1,52 @@
+#pragma once
+// Kernels behind the optimiser: one pass over a flat parameter buffer.
+//   AdamW (Loshchilov & Hutter), decoupled weight decay:
+//     m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2
+//     p -= lr * (m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd * p)
+
+#include <algorithm>
+#include <cmath>
+
+#include "nla/backend/cpu/cpu.hpp"
+#include "nla/backend/cpu/elementwise.hpp"
+#include "nla/backend/cpu/parallel.hpp"
+
+namespace nla {
+namespace cpu {
+
+template <class T, class S>
+void adamw_update(Cpu&, T* params, const T* grads, S* m, S* v, index_t n, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, double bias_correction1,
+                  double bias_correction2) {
+  const S b1 = S(beta1), b2 = S(beta2), step = S(lr / bias_correction1);
+  const S inv_sqrt_bc2 = S(1.0 / std::sqrt(bias_correction2)), decay = S(lr * weight_decay);
+  parallel_chunks(n, [&](index_t b, index_t e) {
+    for (index_t i = b; i < e; ++i) {
+      const S g = S(grads[i]);
+      m[i] = b1 * m[i] + (S(1) - b1) * g;
+      v[i] = b2 * v[i] + (S(1) - b2) * g * g;
+      const S p = S(params[i]);
+      params[i] = T(p - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + S(eps)) - decay * p);
+    }
+  });
+}
+
+// sum_i x_i^2 in double, per-thread partials combined in thread order.
+template <class T>
+double sum_of_squares(Cpu&, const T* x, index_t n) {
+  // A fixed number of chunks (not of threads) fixes the summation order.
+  constexpr index_t kChunks = 64;
+  double partial[kChunks] = {};
+  const index_t chunk = (n + kChunks - 1) / kChunks;
+  parallel_for(kChunks, chunk, [&](index_t c) {
+    double s = 0;
+    for (index_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) s += double(x[i]) * double(x[i]);
+    partial[c] = s;
+  });
+  double total = 0;
+  for (double s : partial) total += s;
+  return total;
+}
+
+}  // namespace cpu
+}  // namespace nla

@@ -1,0 +1,20 @@
+#pragma once
+// Where the heads of a [batch, time, heads * head_dim] tensor live inside a
+// larger buffer (a fused QKV projection, a KV cache): element (b, t, head, i)
+// is at data + b * batch_stride + t * row_stride + head * head_dim + i.
+// Attention kernels read and write heads in place through it.
+
+#include "nla/core/shape.hpp"
+
+namespace nla {
+
+template <class T>
+struct HeadLayout {
+  T* data;
+  index_t batch_stride;
+  index_t row_stride;
+
+  operator HeadLayout<const T>() const { return {data, batch_stride, row_stride}; }
+};
+
+}  // namespace nla

@@ -1,0 +1,25 @@
+#pragma once
+// Umbrella header: every CPU part of nla. CUDA headers (.cuh) are included
+// from .cu translation units only.
+
+#include "nla/backend/cpu/kernels.hpp"
+#include "nla/core/check.hpp"
+#include "nla/core/config.hpp"
+#include "nla/core/error.hpp"
+#include "nla/core/random.hpp"
+#include "nla/core/scalar.hpp"
+#include "nla/core/shape.hpp"
+#include "nla/core/tensor.hpp"
+#include "nla/io/checkpoint.hpp"
+#include "nla/nn/transformer_lm.hpp"
+#include "nla/ops/activation.hpp"
+#include "nla/ops/attention.hpp"
+#include "nla/ops/cross_entropy.hpp"
+#include "nla/ops/elementwise.hpp"
+#include "nla/ops/embedding.hpp"
+#include "nla/ops/linear.hpp"
+#include "nla/ops/norm.hpp"
+#include "nla/ops/rope.hpp"
+#include "nla/optim/adamw.hpp"
+#include "nla/optim/clip.hpp"
+#include "nla/optim/schedule.hpp"

@@ -1,0 +1,276 @@
+#pragma once
+// TransformerLM<Backend, T>: a decoder-only language model, GPT-2 or Llama
+// flavour, with an explicit forward/backward pass (no tape).
+//
+//   stream[0]     = embed(tokens) (+ positions)          [batch, t, d]
+//   stream[k + 1] = block_k(stream[k])                    k < n_layers
+//   logits        = head(final_norm(stream[L]))          [batch, t, vocab]
+//
+// Forward state lives in an LmActivations the caller owns (one per concurrent
+// forward); it grows to the largest batch seen and is reused, so a training
+// step allocates nothing once warm. Residual-stream hooks (nn/hooks.hpp) read
+// or write any stream index on the way; forward_stream stops after any number
+// of blocks (the reconstructor's truncated model). After a backward pass
+// `activations.dresidual` holds d loss / d stream[0], the gradient with
+// respect to the input embeddings.
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nla/core/check.hpp"
+#include "nla/core/random.hpp"
+#include "nla/nn/config.hpp"
+#include "nla/nn/hooks.hpp"
+#include "nla/nn/transformer_block.hpp"
+#include "nla/ops/cross_entropy.hpp"
+#include "nla/ops/embedding.hpp"
+
+namespace nla {
+
+template <class T, class B>
+struct LmActivations {
+  index_t batch = 0, time = 0, blocks_run = 0;
+  bool has_loss = false;
+  Tensor<std::int32_t, B> tokens, positions, targets;  // [batch * t]
+  std::vector<Tensor<T, B>> streams;                   // n_layers + 1 of [batch, t, d]
+  std::vector<BlockCache<T, B>> blocks;
+  Tensor<T, B> final_normed;  // [batch, t, d]
+  NormCache<T, B> final_norm;
+  Tensor<T, B> logits;                    // [batch, t, vocab]; dlogits after backward
+  Tensor<accum_t<T>, B> row_loss, lse, dloss;  // [batch * t]
+  Tensor<T, B> dresidual;                 // [batch, t, d]
+};
+
+template <class B, class T>
+class TransformerLM {
+ public:
+  using Activations = LmActivations<T, B>;
+  using HookList = Hooks<T, B>;
+
+  explicit TransformerLM(const TransformerConfig& config, std::uint64_t seed = 0)
+      : config_(config.resolved()) {
+    const auto& c = config_;
+    const bool gpt2 = c.flavour == Flavour::Gpt2;
+    token_embedding_ = params_.add(gpt2 ? "transformer.wte.weight" : "model.embed_tokens.weight",
+                                   Shape{c.vocab_size, c.d_model}, true);
+    if (gpt2)
+      position_embedding_ =
+          params_.add("transformer.wpe.weight", Shape{c.context_length, c.d_model}, true);
+    for (index_t l = 0; l < c.n_layers; ++l) blocks_.emplace_back(params_, c, l);
+    final_norm_ = Norm<B, T>(params_, gpt2 ? "transformer.ln_f" : "model.norm", c.d_model,
+                             gpt2 ? NormKind::LayerNorm : NormKind::RmsNorm, c.norm_eps);
+    head_ = c.tied_embeddings
+                ? token_embedding_
+                : params_.add("lm_head.weight", Shape{c.vocab_size, c.d_model}, true);
+    params_.allocate();
+    if (!gpt2) rope_ = RopeTable<T, B>(c.context_length, c.head_dim(), c.rope_theta);
+    initialize(seed);
+  }
+
+  const TransformerConfig& config() const { return config_; }
+  ParameterSet<T, B>& parameters() { return params_; }
+  const ParameterSet<T, B>& parameters() const { return params_; }
+  B& backend() { return backend_; }
+  const std::vector<TransformerBlock<B, T>>& blocks() const { return blocks_; }
+
+  // GPT-2 initialisation: N(0, 0.02) weights, residual output projections
+  // scaled by 1/sqrt(2 L) so the stream's variance does not grow with depth,
+  // N(0, 0.01) positions, zero biases, unit norm gains. Parameter i draws from
+  // stream i of the seed, so the result does not depend on the backend.
+  void initialize(std::uint64_t seed) {
+    const Rng rng(seed);
+    std::vector<int> residual_outputs;
+    for (const auto& b : blocks_) {
+      residual_outputs.push_back(b.attention().output_projection().weight_id());
+      residual_outputs.push_back(b.mlp().output_projection().weight_id());
+    }
+    for (int id = 0; id < params_.count(); ++id) {
+      const ParameterInfo& info = params_.info(id);
+      auto v = params_.value(id);
+      const bool is_bias = info.name.size() > 5 && info.name.substr(info.name.size() - 5) == ".bias";
+      if (is_bias) {
+        fill(backend_, v, T(0));
+      } else if (info.shape.rank() == 1) {
+        fill(backend_, v, T(1));
+      } else {
+        double std = id == position_embedding_ ? 0.01 : 0.02;
+        for (int r : residual_outputs)
+          if (r == id) std /= std::sqrt(2.0 * config_.n_layers);
+        static_assert(B::kHostAccessible, "initialize: generate on the device for this backend");
+        for (index_t i = 0; i < v.size(); ++i)
+          v.data()[i] = T(std * random_normal(rng.seed(), static_cast<std::uint64_t>(id), i));
+      }
+    }
+    zero_grad();
+  }
+
+  void zero_grad() { zero(backend_, params_.grads()); }
+
+  // tokens: [batch, t]. Runs embeddings and the first `n_blocks` blocks and
+  // returns stream[n_blocks]: [batch, t, d].
+  TensorView<T, B> forward_stream(ConstView<std::int32_t, B> tokens, index_t n_blocks,
+                                  Activations& a, const HookList* hooks = nullptr,
+                                  KvCache<T, B>* kv = nullptr) {
+    const char* op = "TransformerLM::forward";
+    check_rank(tokens, 2, op, "tokens");
+    const index_t batch = tokens.shape()[0], t = tokens.shape()[1], n = batch * t;
+    const index_t past = kv ? kv->length : 0, d = config_.d_model;
+    NLA_CHECK(n_blocks >= 0 && n_blocks <= config_.n_layers, op,
+              "n_blocks {} is outside [0, {}]", n_blocks, config_.n_layers);
+    NLA_CHECK(t >= 1 && past + t <= config_.context_length, op,
+              "tokens {} reach position {}, beyond context_length {}", tokens.shape(), past + t,
+              config_.context_length);
+    if (hooks)
+      for (const auto& h : *hooks) detail::check_hook(h, n, d, config_.n_layers);
+    a.batch = batch;
+    a.time = t;
+    a.blocks_run = n_blocks;
+    a.has_loss = false;
+    a.tokens.resize(Shape{n});
+    a.positions.resize(Shape{n});
+    copy(backend_, a.tokens.view(), tokens.reshape(Shape{n}));
+    for (index_t b = 0; b < batch; ++b)
+      for (index_t i = 0; i < t; ++i) a.positions.data()[b * t + i] = std::int32_t(past + i);
+    if (a.streams.size() < static_cast<std::size_t>(config_.n_layers + 1)) {
+      a.streams.resize(config_.n_layers + 1);
+      a.blocks.resize(config_.n_layers);
+    }
+    for (index_t s = 0; s <= n_blocks; ++s) a.streams[s].resize(Shape{batch, t, d});
+
+    auto x0 = a.streams[0].view();
+    embedding_forward(backend_, x0.reshape(Shape{n, d}), a.tokens.view(),
+                      params_.value(token_embedding_));
+    if (position_embedding_ >= 0)
+      embedding_forward(backend_, x0.reshape(Shape{n, d}), a.positions.view(),
+                        params_.value(position_embedding_), true);
+    apply_hooks_forward(backend_, hooks, 0, x0.reshape(Shape{n, d}));
+    for (index_t l = 0; l < n_blocks; ++l) {
+      blocks_[l].forward(backend_, params_, a.streams[l + 1].view(), a.streams[l].view(),
+                         a.positions.view(), rope(), a.blocks[l], scratch_, kv, l);
+      apply_hooks_forward(backend_, hooks, l + 1, a.streams[l + 1].view().reshape(Shape{n, d}));
+    }
+    if (kv && n_blocks == config_.n_layers) kv->length += t;
+    return a.streams[n_blocks].view();
+  }
+
+  // tokens: [batch, t] -> logits: [batch, t, vocab]
+  TensorView<T, B> forward(ConstView<std::int32_t, B> tokens, Activations& a,
+                           const HookList* hooks = nullptr, KvCache<T, B>* kv = nullptr) {
+    auto x = forward_stream(tokens, config_.n_layers, a, hooks, kv);
+    const index_t batch = a.batch, t = a.time, n = batch * t, d = config_.d_model;
+    a.final_normed.resize(Shape{batch, t, d});
+    a.logits.resize(Shape{batch, t, config_.vocab_size});
+    final_norm_.forward(backend_, params_, a.final_normed.view(), x, a.final_norm);
+    linear_forward(backend_, a.logits.view().reshape(Shape{n, config_.vocab_size}),
+                   a.final_normed.view().reshape(Shape{n, d}), params_.value(head_),
+                   TensorView<const T, B>());
+    return a.logits.view();
+  }
+
+  // Weighted mean cross-entropy of the last forward's logits against targets
+  // ([batch * t] or [batch, t]); weights: [batch * t] or empty. Prepares the
+  // backward pass of that mean.
+  double loss(Activations& a, ConstView<std::int32_t, B> targets, ConstView<float, B> weights = {},
+              std::int32_t ignore_index = -100) {
+    const char* op = "TransformerLM::loss";
+    const index_t n = a.batch * a.time;
+    NLA_CHECK(a.blocks_run == config_.n_layers && a.logits.size() == n * config_.vocab_size, op,
+              "call forward (all blocks) before loss");
+    NLA_CHECK(targets.size() == n, op, "targets has shape {}, expected {} entries", targets.shape(),
+              n);
+    a.targets.resize(Shape{n});
+    a.row_loss.resize(Shape{n});
+    a.lse.resize(Shape{n});
+    a.dloss.resize(Shape{n});
+    copy(backend_, a.targets.view(), targets.reshape(Shape{n}));
+    double weight_sum = 0;
+    const double mean = cross_entropy_forward<T>(
+        backend_, a.row_loss.view(), a.lse.view(),
+        a.logits.view().reshape(Shape{n, config_.vocab_size}), a.targets.view(), weights,
+        ignore_index, &weight_sum);
+    NLA_CHECK(std::isfinite(mean), op, "loss is {} (non-finite logits or weights)", mean);
+    for (index_t r = 0; r < n; ++r) {
+      const bool counted = a.targets.data()[r] != ignore_index && weight_sum != 0;
+      const double w = weights.empty() ? 1.0 : weights.data()[r];
+      a.dloss.data()[r] = counted ? accum_t<T>(w / weight_sum) : accum_t<T>(0);
+    }
+    ignore_index_ = ignore_index;
+    a.has_loss = true;
+    return mean;
+  }
+
+  // Backward pass of the last loss(); parameter gradients accumulate. The
+  // logits buffer is overwritten with d loss / d logits.
+  void backward(Activations& a, const HookList* hooks = nullptr) {
+    NLA_CHECK(a.has_loss, "TransformerLM::backward", "call loss() after forward() first");
+    const index_t n = a.batch * a.time, d = config_.d_model, v = config_.vocab_size;
+    auto dlogits = a.logits.view().reshape(Shape{n, v});
+    cross_entropy_backward(backend_, dlogits, a.dloss.view(), a.lse.view(), a.targets.view(),
+                           ignore_index_);
+    // d(final_normed) reuses the final_normed-sized branch scratch.
+    scratch_.branch.resize(Shape{n, d});
+    linear_backward(backend_, scratch_.branch.view(), params_.grad(head_), TensorView<T, B>(),
+                    ConstView<T, B>(dlogits), a.final_normed.view().reshape(Shape{n, d}),
+                    params_.value(head_));
+    a.dresidual.resize(Shape{a.batch, a.time, d});
+    zero(backend_, a.dresidual.view());
+    final_norm_.backward(backend_, params_, a.dresidual.view(), scratch_.branch.view(),
+                         a.streams[config_.n_layers].view(), a.final_norm);
+    a.has_loss = false;
+    backward_blocks(a, hooks, config_.n_layers);
+  }
+
+  // Backward pass of forward_stream: dstream is d(something)/d stream[blocks_run].
+  void backward_stream(Activations& a, ConstView<T, B> dstream, const HookList* hooks = nullptr) {
+    check_shape(dstream, Shape{a.batch, a.time, config_.d_model}, "TransformerLM::backward_stream",
+                "dstream");
+    a.dresidual.resize(dstream.shape());
+    copy(backend_, a.dresidual.view(), dstream);
+    backward_blocks(a, hooks, a.blocks_run);
+  }
+
+  // A KV cache for `batch` sequences of up to `capacity` tokens.
+  KvCache<T, B> make_kv_cache(index_t batch, index_t capacity) const {
+    NLA_CHECK(capacity <= config_.context_length, "TransformerLM::make_kv_cache",
+              "capacity {} exceeds context_length {}", capacity, config_.context_length);
+    return KvCache<T, B>(config_.n_layers, batch, capacity, config_.kv_heads() * config_.head_dim());
+  }
+
+ private:
+  const RopeTable<T, B>* rope() const {
+    return config_.flavour == Flavour::Llama ? &rope_ : nullptr;
+  }
+
+  // a.dresidual holds d/d stream[top]; walks blocks top-1 .. 0 and the
+  // embeddings.
+  void backward_blocks(Activations& a, const HookList* hooks, index_t top) {
+    const index_t n = a.batch * a.time, d = config_.d_model;
+    auto dres = a.dresidual.view();
+    for (index_t l = top - 1; l >= 0; --l) {
+      apply_hooks_backward(backend_, hooks, l + 1, dres.reshape(Shape{n, d}));
+      blocks_[l].backward(backend_, params_, dres, a.streams[l].view(), a.positions.view(), rope(),
+                          a.blocks[l], scratch_);
+    }
+    apply_hooks_backward(backend_, hooks, 0, dres.reshape(Shape{n, d}));
+    embedding_backward(backend_, params_.grad(token_embedding_), a.tokens.view(),
+                       ConstView<T, B>(dres.reshape(Shape{n, d})));
+    if (position_embedding_ >= 0)
+      embedding_backward(backend_, params_.grad(position_embedding_), a.positions.view(),
+                         ConstView<T, B>(dres.reshape(Shape{n, d})));
+  }
+
+  TransformerConfig config_;
+  B backend_;
+  ParameterSet<T, B> params_;
+  int token_embedding_ = -1, position_embedding_ = -1, head_ = -1;
+  std::vector<TransformerBlock<B, T>> blocks_;
+  Norm<B, T> final_norm_;
+  RopeTable<T, B> rope_;
+  BlockScratch<T, B> scratch_;
+  std::int32_t ignore_index_ = -100;
+};
+
+}  // namespace nla

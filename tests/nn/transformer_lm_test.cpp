@@ -1,0 +1,229 @@
+#include <cstring>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <nla/nla.hpp>
+
+#include "support/gradcheck.hpp"
+
+using namespace nla;
+using namespace nla::testing;
+
+namespace {
+
+TransformerConfig tiny_config(Flavour f, index_t vocab = 11, index_t context = 8, index_t d = 8) {
+  return f == Flavour::Gpt2 ? TransformerConfig::gpt2(vocab, context, d, 2, 2)
+                            : TransformerConfig::llama(vocab, context, d, 2, 4, 2);
+}
+
+Tensor<std::int32_t, Cpu> token_batch(index_t batch, index_t t, index_t vocab, std::uint64_t seed) {
+  Tensor<std::int32_t, Cpu> x(Shape{batch, t});
+  for (index_t i = 0; i < x.size(); ++i)
+    x.data()[i] = std::int32_t(random_bits(seed, 0, static_cast<std::uint64_t>(i)) % vocab);
+  return x;
+}
+
+}  // namespace
+
+TEST_CASE("whole-model gradients pass the finite-difference check through hooks",
+          "[nn][gradcheck]") {
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    DYNAMIC_SECTION(flavour_name(f)) {
+      auto config = tiny_config(f);
+      config.attention_bias = true;  // Qwen2-style q/k/v biases on the Llama flavour too
+      TransformerLM<Cpu, double> lm(config, 3);
+      LmActivations<double, Cpu> acts;
+      const index_t batch = 2, t = 5, d = config.d_model;
+      auto tokens = token_batch(batch, t, config.vocab_size, 1);
+      auto targets = token_batch(batch, t, config.vocab_size, 2);
+      targets.data()[3] = -100;  // one ignored position
+      // Replace row 1 of the embeddings (an injection slot), add a vector at
+      // the output of block 0 (steering), read two rows after block 1.
+      auto injected = random_tensor<double>(Shape{1, d}, 4);
+      auto steer = random_tensor<double>(Shape{1, d}, 5, 0.5);
+      auto read_weight = random_tensor<double>(Shape{2, d}, 6);
+      TensorD read(Shape{2, d}), dinjected(Shape{1, d}), dsteer(Shape{1, d});
+      Hooks<double, Cpu> hooks(3);
+      hooks[0] = {0, HookAction::Replace, {1}, injected.view(), dinjected.view()};
+      hooks[1] = {1, HookAction::Add, {2 + t}, steer.view(), dsteer.view()};
+      hooks[2] = {2, HookAction::Read, {0, t + 4}, read.view(), read_weight.view()};
+      auto loss = [&] {
+        lm.forward(tokens.view(), acts, &hooks);
+        return lm.loss(acts, targets.view()) + dot(read, read_weight);
+      };
+      loss();
+      lm.zero_grad();
+      lm.backward(acts, &hooks);
+      TensorD grads(Shape{lm.parameters().size()});
+      copy(lm.backend(), grads.view(), ConstView<double, Cpu>(lm.parameters().grads()));
+      const GradcheckOptions options{1e-6, 1e-8, 1e-5, 400};
+      gradcheck("parameters", lm.parameters().values().data(), grads.data(), grads.size(), loss, options);
+      gradcheck("injected", injected, dinjected, loss, options);
+      gradcheck("steer", steer, dsteer, loss, options);
+      // The replaced row has no gradient w.r.t. its original embedding.
+      for (index_t c = 0; c < d; ++c) REQUIRE(acts.dresidual.data()[1 * d + c] == 0.0);
+    }
+  }
+}
+
+TEST_CASE("truncated forward returns the stream after k blocks, with its backward", "[nn][gradcheck]") {
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    DYNAMIC_SECTION(flavour_name(f)) {
+      const auto config = tiny_config(f);
+      TransformerLM<Cpu, double> lm(config, 7);
+      LmActivations<double, Cpu> acts, full;
+      auto tokens = token_batch(2, 4, config.vocab_size, 8);
+      auto r = random_tensor<double>(Shape{2, 4, config.d_model}, 9);
+      // stream[1] equals what a Read hook sees there in a full forward.
+      TensorD seen(Shape{8, config.d_model});
+      Hooks<double, Cpu> read(1);
+      read[0] = {1, HookAction::Read, {0, 1, 2, 3, 4, 5, 6, 7}, seen.view(), {}};
+      lm.forward(tokens.view(), full, &read);
+      auto stream = lm.forward_stream(tokens.view(), 1, acts);
+      for (index_t i = 0; i < seen.size(); ++i) REQUIRE(stream.data()[i] == seen.data()[i]);
+      auto loss = [&] {
+        auto s = lm.forward_stream(tokens.view(), 1, acts);
+        double v = 0;
+        for (index_t i = 0; i < s.size(); ++i) v += s.data()[i] * r.data()[i];
+        return v;
+      };
+      loss();
+      lm.zero_grad();
+      lm.backward_stream(acts, r.view());
+      TensorD grads(Shape{lm.parameters().size()});
+      copy(lm.backend(), grads.view(), ConstView<double, Cpu>(lm.parameters().grads()));
+      gradcheck("parameters", lm.parameters().values().data(), grads.data(), grads.size(), loss,
+                {1e-6, 1e-8, 1e-5, 300});
+      // Blocks past the cut get no gradient.
+      const auto& p = lm.parameters();
+      const std::string later = f == Flavour::Gpt2 ? "transformer.h.1." : "model.layers.1.";
+      for (const auto& info : p.infos())
+        if (info.name.rfind(later, 0) == 0)
+          for (index_t i = 0; i < info.shape.size(); ++i) REQUIRE(grads.data()[info.offset + i] == 0.0);
+    }
+  }
+}
+
+TEST_CASE("incremental decoding with the KV cache equals the full forward", "[nn]") {
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    DYNAMIC_SECTION(flavour_name(f)) {
+      const auto config = tiny_config(f, 17, 12, 16);
+      TransformerLM<Cpu, float> lm(config, 11);
+      LmActivations<float, Cpu> full, step;
+      const index_t batch = 3, t = 9, v = config.vocab_size;
+      auto tokens = token_batch(batch, t, v, 12);
+      auto logits = lm.forward(tokens.view(), full);
+      auto cache = lm.make_kv_cache(batch, config.context_length);
+      // A 4-token prompt, then one token at a time.
+      index_t pos = 0;
+      while (pos < t) {
+        const index_t chunk = pos == 0 ? 4 : 1;
+        Tensor<std::int32_t, Cpu> piece(Shape{batch, chunk});
+        for (index_t b = 0; b < batch; ++b)
+          for (index_t i = 0; i < chunk; ++i) piece.data()[b * chunk + i] = tokens.data()[b * t + pos + i];
+        auto out = lm.forward(piece.view(), step, nullptr, &cache);
+        for (index_t b = 0; b < batch; ++b)
+          for (index_t i = 0; i < chunk; ++i)
+            for (index_t c = 0; c < v; ++c)
+              REQUIRE(out.data()[(b * chunk + i) * v + c] ==
+                      Approx(logits.data()[(b * t + pos + i) * v + c]).margin(1e-5));
+        pos += chunk;
+      }
+      REQUIRE(cache.length == t);
+      Tensor<std::int32_t, Cpu> more(Shape{batch, config.context_length});
+      for (index_t i = 0; i < more.size(); ++i) more.data()[i] = 0;
+      REQUIRE_THROWS_AS(lm.forward(more.view(), step, nullptr, &cache), nla::Error);
+    }
+  }
+}
+
+namespace {
+
+// Trains on one fixed batch; returns the loss of every step.
+std::vector<double> overfit(Flavour f, int steps, double lr, std::uint64_t seed) {
+  const auto config = f == Flavour::Gpt2 ? TransformerConfig::gpt2(32, 16, 32, 2, 4)
+                                         : TransformerConfig::llama(32, 16, 32, 2, 4, 2);
+  TransformerLM<Cpu, float> lm(config, seed);
+  AdamWOptions o;
+  o.weight_decay = 0.0;
+  AdamW<Cpu, float> opt(lm.parameters(), o);
+  LmActivations<float, Cpu> acts;
+  auto tokens = token_batch(4, 16, 32, seed + 1);
+  Tensor<std::int32_t, Cpu> targets(Shape{64});
+  for (index_t i = 0; i < 64; ++i) targets.data()[i] = tokens.data()[(i + 1) % 64];
+  std::vector<double> losses;
+  for (int s = 0; s < steps; ++s) {
+    lm.forward(tokens.view(), acts);
+    losses.push_back(lm.loss(acts, targets.view()));
+    lm.zero_grad();
+    lm.backward(acts);
+    clip_grad_norm(lm.backend(), lm.parameters(), 1.0);
+    opt.step(lm.backend(), lm.parameters(), lr);
+  }
+  return losses;
+}
+
+}  // namespace
+
+TEST_CASE("a tiny model overfits one batch to loss below 0.05", "[nn][train]") {
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    const auto losses = overfit(f, 300, 3e-3, 21);
+    INFO(flavour_name(f) << ": first " << losses.front() << ", last " << losses.back());
+    REQUIRE(losses.front() > 3.0);
+    REQUIRE(losses.back() < 0.05);
+  }
+}
+
+TEST_CASE("the same seed gives a bit-identical loss curve", "[nn][train]") {
+  const auto a = overfit(Flavour::Llama, 12, 3e-3, 5), b = overfit(Flavour::Llama, 12, 3e-3, 5);
+  const auto c = overfit(Flavour::Llama, 12, 3e-3, 6);
+  REQUIRE(std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+  REQUIRE(a != c);
+}
+
+TEST_CASE("the model names bad input in its errors", "[nn][errors]") {
+  const auto config = tiny_config(Flavour::Gpt2);
+  TransformerLM<Cpu, float> lm(config, 1);
+  LmActivations<float, Cpu> acts;
+  auto tokens = token_batch(1, 4, config.vocab_size, 1);
+  tokens.data()[2] = 11;
+  REQUIRE_THROWS_WITH(lm.forward(tokens.view(), acts), Catch::Contains("ids[2] = 11"));
+  tokens.data()[2] = 0;
+  auto too_long = token_batch(1, config.context_length + 1, config.vocab_size, 1);
+  REQUIRE_THROWS_WITH(lm.forward(too_long.view(), acts), Catch::Contains("context_length"));
+  Tensor<std::int32_t, Cpu> targets(Shape{4});
+  REQUIRE_THROWS_WITH(lm.loss(acts, targets.view()), Catch::Contains("call forward"));
+  REQUIRE_THROWS_WITH(lm.backward(acts), Catch::Contains("call loss"));
+  Tensor<float, Cpu> nan_vector(Shape{1, config.d_model});
+  nan_vector.data()[3] = std::numeric_limits<float>::quiet_NaN();
+  Hooks<float, Cpu> hooks{{0, HookAction::Add, {1}, nan_vector.view(), {}}};
+  REQUIRE_THROWS_WITH(lm.forward(tokens.view(), acts, &hooks), Catch::Contains("non-finite"));
+  Tensor<float, Cpu> ok_vector(Shape{1, config.d_model});
+  hooks[0] = {0, HookAction::Add, {4}, ok_vector.view(), {}};
+  REQUIRE_THROWS_WITH(lm.forward(tokens.view(), acts, &hooks), Catch::Contains("rows[0] = 4"));
+  hooks[0] = {3, HookAction::Add, {0}, ok_vector.view(), {}};
+  REQUIRE_THROWS_WITH(lm.forward(tokens.view(), acts, &hooks), Catch::Contains("stream index 3"));
+  Tensor<std::int32_t, Cpu> flat(Shape{4});
+  REQUIRE_THROWS_WITH(lm.forward(flat.view(), acts), Catch::Contains("rank 2"));
+  REQUIRE_THROWS_AS(TransformerConfig::gpt2(10, 8, 10, 2, 3), nla::Error);
+}
+
+TEST_CASE("parameters carry Hugging Face names in one flat buffer", "[nn]") {
+  TransformerLM<Cpu, float> gpt2(TransformerConfig::gpt2(11, 8, 8, 2, 2));
+  const auto& p = gpt2.parameters();
+  REQUIRE(p.contains("transformer.wte.weight"));
+  REQUIRE(p.contains("transformer.h.1.attn.c_attn.weight"));
+  REQUIRE(p.info(p.find("transformer.h.0.mlp.c_fc.weight")).shape == (Shape{32, 8}));
+  REQUIRE_FALSE(p.contains("lm_head.weight"));  // tied
+  TransformerLM<Cpu, float> llama(TransformerConfig::llama(11, 8, 8, 2, 4, 2));
+  const auto& q = llama.parameters();
+  REQUIRE(q.info(q.find("model.layers.0.self_attn.k_proj.weight")).shape == (Shape{4, 8}));
+  REQUIRE(q.contains("lm_head.weight"));
+  REQUIRE(q.contains("model.norm.weight"));
+  index_t total = 0;
+  for (const auto& info : q.infos()) {
+    REQUIRE(info.offset == total);
+    total += info.shape.size();
+  }
+  REQUIRE(total == q.size());
+}
