@@ -2,7 +2,7 @@
 // Umbrella header: every CPU part of nla. CUDA headers (.cuh) are included
 // from .cu translation units only.
 
-#include "nla/backend/cpu/kernels.hpp"
+#include "nla/backend/cpu.hpp"
 #include "nla/core/check.hpp"
 #include "nla/core/config.hpp"
 #include "nla/core/error.hpp"
@@ -23,3 +23,4 @@
 #include "nla/optim/adamw.hpp"
 #include "nla/optim/clip.hpp"
 #include "nla/optim/schedule.hpp"
+#include "nla/train/lm_trainer.hpp"

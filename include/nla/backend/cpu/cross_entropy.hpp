@@ -27,7 +27,9 @@ void cross_entropy_forward(Cpu&, accum_t<T>* loss, accum_t<T>* lse, const T* log
     const A max = x.maxCoeff();
     const A sum = (x - T(max)).exp().template cast<A>().sum();
     lse[r] = max + std::log(sum);
-    loss[r] = targets[r] == ignore_index ? A(0) : lse[r] - A(x[targets[r]]);
+    // (max - x_t) + log(sum) rather than lse - x_t: with logits near 1e3 the
+    // subtraction of two large numbers would lose the loss's low digits.
+    loss[r] = targets[r] == ignore_index ? A(0) : (max - A(x[targets[r]])) + std::log(sum);
   });
 }
 

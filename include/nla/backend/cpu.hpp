@@ -1,6 +1,8 @@
 #pragma once
-// Every kernel of the Cpu backend. The op front-ends in ops/ find these by
-// argument-dependent lookup on the nla::cpu::Cpu object they are given.
+// The Cpu backend: the nla::cpu::Cpu type and every kernel it implements.
+// Include this (or nla/nla.hpp) to use Cpu. The op front-ends in ops/ find
+// the kernels by argument-dependent lookup on the Cpu object they are given,
+// so a translation unit must see this header, not just cpu/cpu.hpp.
 
 #include "nla/backend/cpu/attention.hpp"
 #include "nla/backend/cpu/cpu.hpp"
