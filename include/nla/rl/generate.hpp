@@ -1,0 +1,147 @@
+#pragma once
+// Batched autoregressive sampling from a TransformerLM, with or without a KV
+// cache. Prompts may have different lengths: all rows advance together from
+// the shortest prompt's length, and a row still inside its prompt is fed its
+// next prompt token instead of a sample (teacher forcing), so no padding mask
+// is needed and every row sees exactly its own prefix. A row ends at a stop
+// token or after max_new_tokens; the batch ends when every row has.
+//
+// Each new token j of row b is drawn with uniform(seed, stream_b, j)
+// (rl/sampling.hpp), so the same seed gives the same tokens with and without
+// the cache, at any batch size. Besides the tokens, a Generation holds
+//   logprobs[j]        log q(token_j), q the (tempered, truncated) sampling law
+//   model_logprobs[j]  log p(token_j), the model's temperature-1 softmax: what
+//                      a teacher-forced pass over the same text computes, and
+//                      what a policy-gradient ratio needs.
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "nla/core/random.hpp"
+#include "nla/nn/transformer_lm.hpp"
+#include "nla/rl/sampling.hpp"
+
+namespace nla {
+
+enum class FinishReason { Stop, Length };
+
+struct Generation {
+  std::vector<std::int32_t> tokens;  // new tokens, the stop token included
+  std::vector<float> logprobs;
+  std::vector<float> model_logprobs;
+  FinishReason finish = FinishReason::Length;
+};
+
+struct GenerateOptions {
+  std::uint64_t seed = 0;
+  bool use_kv_cache = true;
+  // RNG stream of each row (default: the row index); giving every prompt of a
+  // GRPO group its own stream makes its samples independent of batching.
+  std::vector<std::uint64_t> streams;
+};
+
+// Hooks for one forward over tokens [batch, t] at positions [past, past + t),
+// e.g. an activation injected at a prompt slot, or a steering vector added at
+// every position. Rows are flat b * t + (position - past).
+template <class T, class B>
+using HookProvider = std::function<const Hooks<T, B>*(index_t batch, index_t past, index_t t)>;
+
+template <class B, class T>
+class Generator {
+ public:
+  explicit Generator(TransformerLM<B, T>& model) : model_(&model) {}
+
+  std::vector<Generation> generate(const std::vector<std::vector<std::int32_t>>& prompts,
+                                   const SamplingOptions& sampling,
+                                   const GenerateOptions& options = {},
+                                   const HookProvider<T, B>& hooks = {}) {
+    static_assert(B::kHostAccessible, "Generator reads logits on the host");
+    const char* op = "Generator::generate";
+    sampling.check();
+    const auto& c = model_->config();
+    const index_t batch = index_t(prompts.size());
+    NLA_CHECK(batch > 0, op, "no prompts");
+    NLA_CHECK(options.streams.empty() || index_t(options.streams.size()) == batch, op,
+              "{} streams for {} prompts", options.streams.size(), batch);
+    index_t min_len = c.context_length, max_len = 0;
+    for (index_t b = 0; b < batch; ++b) {
+      const index_t n = index_t(prompts[b].size());
+      NLA_CHECK(n >= 1, op, "prompt {} is empty (start it with a BOS token)", b);
+      for (index_t i = 0; i < n; ++i)
+        NLA_CHECK(prompts[b][i] >= 0 && prompts[b][i] < c.vocab_size, op,
+                  "prompt {} token {} is {}, outside [0, {})", b, i, prompts[b][i], c.vocab_size);
+      min_len = std::min(min_len, n);
+      max_len = std::max(max_len, n);
+    }
+    const index_t longest = max_len + sampling.max_new_tokens - 1;
+    NLA_CHECK(longest <= c.context_length, op,
+              "the longest prompt ({}) plus max_new_tokens ({}) exceeds context_length {}",
+              max_len, sampling.max_new_tokens, c.context_length);
+
+    std::vector<Generation> out(batch);
+    std::vector<std::vector<std::int32_t>> text(prompts);  // prompt + generated so far
+    std::vector<bool> done(batch, false);
+    if (options.use_kv_cache) {
+      if (kv_.batch != batch || kv_.capacity < longest) kv_ = model_->make_kv_cache(batch, longest);
+      kv_.reset();
+    }
+
+    // Feed positions [past, past + t) of every row; returns logits [batch, t, vocab].
+    auto run = [&](index_t past, index_t t) {
+      tokens_.resize(Shape{batch, t});
+      for (index_t b = 0; b < batch; ++b)
+        std::copy_n(text[b].begin() + past, t, tokens_.data() + b * t);
+      const Hooks<T, B>* h = hooks ? hooks(batch, past, t) : nullptr;
+      return model_->forward(tokens_.view(), acts_, h, options.use_kv_cache ? &kv_ : nullptr);
+    };
+
+    TensorView<T, B> logits = run(0, min_len);
+    for (index_t pos = min_len;; ++pos) {
+      const index_t t = logits.shape()[1];
+      bool all_done = true;
+      for (index_t b = 0; b < batch; ++b) {
+        if (pos < index_t(prompts[b].size())) {
+          all_done = false;  // still teacher-forcing the prompt
+          continue;
+        }
+        if (done[b]) {
+          text[b].push_back(text[b].back());  // filler, never read
+          continue;
+        }
+        const T* row = logits.data() + (b * t + t - 1) * c.vocab_size;
+        sampling_distribution(row, c.vocab_size, sampling, probs_, model_log_probs_, order_);
+        Generation& g = out[b];
+        const std::uint64_t stream = options.streams.empty() ? std::uint64_t(b) : options.streams[b];
+        const std::int32_t token =
+            draw_token(probs_, random_uniform(options.seed, stream, g.tokens.size()));
+        g.tokens.push_back(token);
+        g.logprobs.push_back(float(std::log(probs_[token])));
+        g.model_logprobs.push_back(float(model_log_probs_[token]));
+        text[b].push_back(token);
+        if (sampling.is_stop(token)) {
+          done[b] = true;
+          g.finish = FinishReason::Stop;
+        } else if (index_t(g.tokens.size()) == sampling.max_new_tokens) {
+          done[b] = true;
+          g.finish = FinishReason::Length;
+        }
+        all_done = all_done && done[b];
+      }
+      if (all_done) break;
+      logits = options.use_kv_cache ? run(pos, 1) : run(0, pos + 1);
+    }
+    return out;
+  }
+
+ private:
+  TransformerLM<B, T>* model_;
+  LmActivations<T, B> acts_;
+  KvCache<T, B> kv_;
+  Tensor<std::int32_t, B> tokens_;
+  std::vector<double> probs_, model_log_probs_;
+  std::vector<std::int32_t> order_;
+};
+
+}  // namespace nla

@@ -1,0 +1,113 @@
+#pragma once
+// The distribution a token is drawn from, given one row of logits z [vocab]:
+//   p      = softmax(z / temperature)
+//   top-k: keep the k most probable tokens (ties broken by lower id)
+//   top-p: of those, keep the smallest most-probable-first prefix whose mass
+//          reaches top_p (the token that crosses top_p is kept)
+//   q      = p restricted to the kept set, renormalised
+// temperature 0 is greedy decoding: q puts all mass on argmax z.
+// A token is drawn by inverting q's cumulative sum at a counter-based uniform
+// u(seed, stream, index), so a draw depends only on (seed, stream, index), not
+// on batch composition, thread count or whether a KV cache was used.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <numeric>
+#include <vector>
+
+#include "nla/core/error.hpp"
+#include "nla/core/shape.hpp"
+
+namespace nla {
+
+struct SamplingOptions {
+  double temperature = 1.0;  // 0: greedy
+  index_t top_k = 0;         // 0: no top-k truncation
+  double top_p = 1.0;        // 1: no nucleus truncation
+  index_t max_new_tokens = 32;
+  std::vector<std::int32_t> stop_tokens;  // generation ends after emitting one
+
+  void check() const {
+    const char* op = "SamplingOptions";
+    NLA_CHECK(std::isfinite(temperature) && temperature >= 0, op,
+              "temperature {} must be finite and >= 0", temperature);
+    NLA_CHECK(top_k >= 0, op, "top_k {} must be >= 0", top_k);
+    NLA_CHECK(top_p > 0 && top_p <= 1, op, "top_p {} must lie in (0, 1]", top_p);
+    NLA_CHECK(max_new_tokens >= 1, op, "max_new_tokens {} must be >= 1", max_new_tokens);
+  }
+  bool is_stop(std::int32_t token) const {
+    return std::find(stop_tokens.begin(), stop_tokens.end(), token) != stop_tokens.end();
+  }
+};
+
+// Writes q (above) into probs [vocab], and into model_log_probs [vocab] the
+// temperature-1 untruncated log-softmax, which is what a teacher-forced pass
+// computes for the same tokens. `order` is scratch.
+template <class T>
+void sampling_distribution(const T* logits, index_t vocab, const SamplingOptions& o,
+                           std::vector<double>& probs, std::vector<double>& model_log_probs,
+                           std::vector<std::int32_t>& order) {
+  const char* op = "sampling_distribution";
+  probs.assign(vocab, 0.0);
+  model_log_probs.resize(vocab);
+  double max = -std::numeric_limits<double>::infinity();
+  index_t argmax = 0;
+  for (index_t i = 0; i < vocab; ++i) {
+    const double z = double(logits[i]);
+    NLA_CHECK(std::isfinite(z), op, "logit {} of token {} is not finite", z, i);
+    if (z > max) max = z, argmax = i;
+  }
+  double sum = 0;
+  for (index_t i = 0; i < vocab; ++i) sum += std::exp(double(logits[i]) - max);
+  const double lse = max + std::log(sum);
+  for (index_t i = 0; i < vocab; ++i) model_log_probs[i] = double(logits[i]) - lse;
+  if (o.temperature == 0) {
+    probs[argmax] = 1.0;
+    return;
+  }
+  double tsum = 0;
+  for (index_t i = 0; i < vocab; ++i) tsum += probs[i] = std::exp((double(logits[i]) - max) / o.temperature);
+  for (auto& p : probs) p /= tsum;
+  const bool top_k = o.top_k > 0 && o.top_k < vocab;
+  if (!top_k && o.top_p >= 1) return;
+  order.resize(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  const auto more_probable = [&](std::int32_t a, std::int32_t b) {
+    return probs[a] > probs[b] || (probs[a] == probs[b] && a < b);
+  };
+  const index_t k = top_k ? o.top_k : vocab;
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), more_probable);
+  index_t keep = k;
+  if (o.top_p < 1) {
+    double mass = 0, kept_k = 0;
+    for (index_t i = 0; i < k; ++i) kept_k += probs[order[i]];
+    for (keep = 0; keep < k;) {
+      mass += probs[order[keep++]];
+      if (mass >= o.top_p * kept_k) break;
+    }
+  }
+  double kept = 0;
+  for (index_t i = 0; i < keep; ++i) kept += probs[order[i]];
+  std::vector<double>& q = probs;
+  for (index_t i = keep; i < vocab; ++i) q[order[i]] = 0.0;
+  for (index_t i = 0; i < keep; ++i) q[order[i]] /= kept;
+}
+
+// Inverse-CDF draw from probs at u in [0, 1); never returns a zero-probability
+// token (rounding cannot push it past the last kept one).
+inline std::int32_t draw_token(const std::vector<double>& probs, double u) {
+  double cdf = 0;
+  std::int32_t last = -1;
+  for (std::size_t i = 0; i < probs.size(); ++i) {
+    if (probs[i] <= 0) continue;
+    last = std::int32_t(i);
+    cdf += probs[i];
+    if (u < cdf) return last;
+  }
+  NLA_CHECK(last >= 0, "draw_token", "the sampling distribution has no mass");
+  return last;
+}
+
+}  // namespace nla
