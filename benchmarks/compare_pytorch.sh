@@ -107,7 +107,7 @@ for config in ${configs}; do
     # Both OpenMP and any BLAS pool get the same count as the reference gets.
     nla_json="$(OMP_NUM_THREADS="${threads}" OPENBLAS_NUM_THREADS="${threads}" \
         "${bench_bin}" \
-        --benchmark_filter="^TrainStep/${flavour}/${config}\$" \
+        --benchmark_filter="^TrainStep/${flavour}/${config}(/|\$)" \
         --benchmark_format=json \
         --benchmark_min_time=2)"
     nla_tps="$(printf '%s' "${nla_json}" | "${python}" -c "${parse_nla}")"

@@ -152,7 +152,7 @@ std::vector<std::pair<std::string, OpFactory>> op_table() {
     return [backward](const bench::BenchConfig& b, Cpu& cpu) -> std::function<void()> {
       const index_t n = b.batch * b.context, d = b.d_model, hd = d / b.heads;
       auto s = std::make_shared<Tensors>();
-      auto table = std::make_shared<RopeTable<T, Cpu>>(b.context, hd, 10000.0);
+      auto table = std::make_shared<RopeTable<T, Cpu>>(cpu, b.context, hd, 10000.0);
       auto pos = std::make_shared<Tensor<std::int32_t, Cpu>>(Shape{n});
       for (index_t i = 0; i < n; ++i) pos->data()[i] = std::int32_t(i % b.context);
       s->x = random_tensor(Shape{n, 3 * d}, 1);

@@ -40,7 +40,7 @@ const bool registered = [] {
           [f, b](benchmark::State& s) { train_step(s, f, b); })
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime()
-          ->MinTime(2.0);
+          ->MinTime(1.0);
   return true;
 }();
 

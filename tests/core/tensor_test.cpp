@@ -53,8 +53,9 @@ TEST_CASE("NLA_CHECK throws nla::Error naming the op", "[core][errors]") {
 }
 
 TEST_CASE("check_finite names the first NaN or Inf", "[core][errors]") {
+  Cpu cpu;
   Tensor<float, Cpu> t(Shape{2, 3});
   t.data()[4] = std::numeric_limits<float>::quiet_NaN();
-  REQUIRE_THROWS_WITH(check_finite(t.view(), "inject", "values"),
+  REQUIRE_THROWS_WITH(check_finite(cpu, t.view(), "inject", "values"),
                       Catch::Contains("inject") && Catch::Contains("flat index 4"));
 }

@@ -11,7 +11,7 @@ using namespace nla::testing;
 TEST_CASE("rope rotates pairs (i, i + h/2) by pos * theta^(-2i/h)", "[ops]") {
   Cpu cpu;
   const index_t hd = 6;
-  RopeTable<double, Cpu> table(16, hd, 10000.0);
+  RopeTable<double, Cpu> table(cpu, 16, hd, 10000.0);
   auto x = random_tensor<double>(Shape{3, 2 * hd + 2}, 1);  // 2 rotated heads + 2 untouched
   TensorD original(x.shape());
   copy(cpu, original.view(), x.view());
@@ -36,7 +36,7 @@ TEST_CASE("rope rotates pairs (i, i + h/2) by pos * theta^(-2i/h)", "[ops]") {
 
 TEST_CASE("rope backward passes the finite-difference check", "[ops][gradcheck]") {
   Cpu cpu;
-  RopeTable<double, Cpu> table(8, 4, 100.0);
+  RopeTable<double, Cpu> table(cpu, 8, 4, 100.0);
   auto x = random_tensor<double>(Shape{4, 12}, 3), r = random_tensor<double>(Shape{4, 12}, 4);
   Tensor<std::int32_t, Cpu> pos(Shape{4});
   for (int i = 0; i < 4; ++i) pos.data()[i] = 2 * i + 1;

@@ -38,7 +38,7 @@ using Hooks = std::vector<StreamHook<T, B>>;
 namespace detail {
 
 template <class T, class B>
-void check_hook(const StreamHook<T, B>& h, index_t n, index_t d, index_t max_stream) {
+void check_hook(B& backend, const StreamHook<T, B>& h, index_t n, index_t d, index_t max_stream) {
   const char* op = "StreamHook";
   NLA_CHECK(h.stream >= 0 && h.stream <= max_stream, op, "stream index {} is outside [0, {}]",
             h.stream, max_stream);
@@ -48,7 +48,7 @@ void check_hook(const StreamHook<T, B>& h, index_t n, index_t d, index_t max_str
   for (std::size_t i = 0; i < h.rows.size(); ++i)
     NLA_CHECK(h.rows[i] >= 0 && h.rows[i] < n, op, "rows[{}] = {} is outside [0, {})", i,
               h.rows[i], n);
-  if (h.action != HookAction::Read) check_finite(h.values, op, "values");
+  if (h.action != HookAction::Read) check_finite(backend, h.values, op, "values");
 }
 
 }  // namespace detail

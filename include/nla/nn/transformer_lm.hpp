@@ -66,7 +66,7 @@ class TransformerLM {
                 ? token_embedding_
                 : params_.add("lm_head.weight", Shape{c.vocab_size, c.d_model}, true);
     params_.allocate();
-    if (!gpt2) rope_ = RopeTable<T, B>(c.context_length, c.head_dim(), c.rope_theta);
+    if (!gpt2) rope_ = RopeTable<T, B>(backend_, c.context_length, c.head_dim(), c.rope_theta);
     initialize(seed);
   }
 
@@ -99,9 +99,10 @@ class TransformerLM {
         double std = id == position_embedding_ ? 0.01 : 0.02;
         for (int r : residual_outputs)
           if (r == id) std /= std::sqrt(2.0 * config_.n_layers);
-        static_assert(B::kHostAccessible, "initialize: generate on the device for this backend");
+        std::vector<T> host(static_cast<std::size_t>(v.size()));
         for (index_t i = 0; i < v.size(); ++i)
-          v.data()[i] = T(std * random_normal(rng.seed(), static_cast<std::uint64_t>(id), i));
+          host[i] = T(std * random_normal(rng.seed(), static_cast<std::uint64_t>(id), i));
+        from_host(backend_, v, host.data());
       }
     }
     zero_grad();
@@ -124,7 +125,7 @@ class TransformerLM {
               "tokens {} reach position {}, beyond context_length {}", tokens.shape(), past + t,
               config_.context_length);
     if (hooks)
-      for (const auto& h : *hooks) detail::check_hook(h, n, d, config_.n_layers);
+      for (const auto& h : *hooks) detail::check_hook(backend_, h, n, d, config_.n_layers);
     a.batch = batch;
     a.time = t;
     a.blocks_run = n_blocks;
@@ -132,8 +133,10 @@ class TransformerLM {
     a.tokens.resize(Shape{n});
     a.positions.resize(Shape{n});
     copy(backend_, a.tokens.view(), tokens.reshape(Shape{n}));
+    host_positions_.resize(static_cast<std::size_t>(n));
     for (index_t b = 0; b < batch; ++b)
-      for (index_t i = 0; i < t; ++i) a.positions.data()[b * t + i] = std::int32_t(past + i);
+      for (index_t i = 0; i < t; ++i) host_positions_[b * t + i] = std::int32_t(past + i);
+    from_host(backend_, a.positions.view(), host_positions_.data());
     if (a.streams.size() < static_cast<std::size_t>(config_.n_layers + 1)) {
       a.streams.resize(config_.n_layers + 1);
       a.blocks.resize(config_.n_layers);
@@ -186,17 +189,11 @@ class TransformerLM {
     a.lse.resize(Shape{n});
     a.dloss.resize(Shape{n});
     copy(backend_, a.targets.view(), targets.reshape(Shape{n}));
-    double weight_sum = 0;
     const double mean = cross_entropy_forward<T>(
         backend_, a.row_loss.view(), a.lse.view(),
         a.logits.view().reshape(Shape{n, config_.vocab_size}), a.targets.view(), weights,
-        ignore_index, &weight_sum);
+        ignore_index, a.dloss.view());
     NLA_CHECK(std::isfinite(mean), op, "loss is {} (non-finite logits or weights)", mean);
-    for (index_t r = 0; r < n; ++r) {
-      const bool counted = a.targets.data()[r] != ignore_index && weight_sum != 0;
-      const double w = weights.empty() ? 1.0 : weights.data()[r];
-      a.dloss.data()[r] = counted ? accum_t<T>(w / weight_sum) : accum_t<T>(0);
-    }
     ignore_index_ = ignore_index;
     a.has_loss = true;
     return mean;
@@ -270,6 +267,7 @@ class TransformerLM {
   Norm<B, T> final_norm_;
   RopeTable<T, B> rope_;
   BlockScratch<T, B> scratch_;
+  std::vector<std::int32_t> host_positions_;
   std::int32_t ignore_index_ = -100;
 };
 

@@ -10,20 +10,25 @@
 #include <cmath>
 #include <cstdint>
 
+#include <vector>
+
+#include "nla/core/host.hpp"
 #include "nla/core/scalar.hpp"
-#include "nla/core/tensor.hpp"
 
 namespace nla {
 
 // logits: [n, V]; targets: [n]; row_loss, lse: [n]; weights: [n] or empty.
-// Returns the weighted mean loss and, in *weight_sum, the sum of weights of
-// counted rows. T is named at the call (cross_entropy_forward<float>(...)):
-// every tensor argument is either of the accumulation type or an input.
+// Returns the weighted mean loss. If dloss ([n]) is given it receives the
+// gradient of that mean with respect to each row's loss, w_r / sum w (0 for
+// ignored rows), ready for cross_entropy_backward. T is named at the call
+// (cross_entropy_forward<float>(...)): every tensor argument is either of the
+// accumulation type or an input. The n per-row values are summed on the host.
 template <class T, class B>
 double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
                              TensorView<accum_t<T>, B> lse, ConstView<T, B> logits,
                              ConstView<std::int32_t, B> targets, ConstView<float, B> weights,
-                             std::int32_t ignore_index, double* weight_sum = nullptr) {
+                             std::int32_t ignore_index, TensorView<accum_t<T>, B> dloss = {}) {
+  using A = accum_t<T>;
   const char* op = "cross_entropy_forward";
   const index_t n = logits.rows(), vocab = logits.cols();
   NLA_CHECK(targets.size() == n, op, "targets has {} entries for {} rows of logits", targets.size(),
@@ -32,23 +37,27 @@ double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
             row_loss.size(), lse.size(), n);
   NLA_CHECK(weights.empty() || weights.size() == n, op, "weights has {} entries for {} rows",
             weights.size(), n);
-  static_assert(B::kHostAccessible, "cross_entropy_forward: reduce on the device for this backend");
-  for (index_t r = 0; r < n; ++r) {
-    const std::int32_t t = targets.data()[r];
-    NLA_CHECK(t == ignore_index || (t >= 0 && t < vocab), op,
-              "target[{}] = {} is outside [0, {}) and is not the ignore index {}", r, t, vocab,
-              ignore_index);
-  }
+  NLA_CHECK(dloss.empty() || dloss.size() >= n, op, "dloss holds {}, needs {}", dloss.size(), n);
+  const auto target = to_host(backend, targets);
+  for (index_t r = 0; r < n; ++r)
+    NLA_CHECK(target[r] == ignore_index || (target[r] >= 0 && target[r] < vocab), op,
+              "target[{}] = {} is outside [0, {}) and is not the ignore index {}", r, target[r],
+              vocab, ignore_index);
   cross_entropy_forward(backend, row_loss.data(), lse.data(), logits.data(), targets.data(), n,
                         vocab, ignore_index);
+  const auto loss = to_host(backend, ConstView<A, B>(row_loss));
+  const auto weight = to_host(backend, weights);
+  auto w = [&](index_t r) { return target[r] == ignore_index ? 0.0 : weights.empty() ? 1.0 : double(weight[r]); };
   double total = 0, wsum = 0;
   for (index_t r = 0; r < n; ++r) {
-    if (targets.data()[r] == ignore_index) continue;
-    const double w = weights.empty() ? 1.0 : weights.data()[r];
-    total += w * row_loss.data()[r];
-    wsum += w;
+    total += w(r) == 0 ? 0.0 : w(r) * double(loss[r]);
+    wsum += w(r);
   }
-  if (weight_sum) *weight_sum = wsum;
+  if (!dloss.empty()) {
+    std::vector<A> grad(static_cast<std::size_t>(n));
+    for (index_t r = 0; r < n; ++r) grad[r] = wsum != 0 ? A(w(r) / wsum) : A(0);
+    from_host(backend, dloss.slice(0, n), grad.data());
+  }
   return wsum != 0 ? total / wsum : 0.0;
 }
 

@@ -7,18 +7,18 @@
 
 #include <cstdint>
 
-#include "nla/core/tensor.hpp"
+#include "nla/core/host.hpp"
 
 namespace nla {
 
-// Validates ids where the host can read them; a device backend validates
-// token ids on the host before it uploads them.
+// An out-of-range id would read or write outside the table, so every id is
+// checked on the host (a copy of n ints on a device backend).
 template <class B>
-void check_ids(ConstView<std::int32_t, B> ids, index_t rows, const char* op, const char* arg) {
-  if (!B::kHostAccessible) return;
-  for (index_t i = 0; i < ids.size(); ++i)
-    NLA_CHECK(ids.data()[i] >= 0 && ids.data()[i] < rows, op,
-              "{}[{}] = {} is outside [0, {})", arg, i, ids.data()[i], rows);
+void check_ids(B& backend, ConstView<std::int32_t, B> ids, index_t rows, const char* op,
+               const char* arg) {
+  const auto h = to_host(backend, ids);
+  for (index_t i = 0; i < h.size(); ++i)
+    NLA_CHECK(h[i] >= 0 && h[i] < rows, op, "{}[{}] = {} is outside [0, {})", arg, i, h[i], rows);
 }
 
 template <class T, class B>
@@ -28,7 +28,7 @@ void embedding_forward(B& backend, TensorView<T, B> y, ConstView<std::int32_t, B
   check_rank(table, 2, op, "table");
   NLA_CHECK(y.rows() == ids.size() && y.cols() == table.cols(), op,
             "y has shape {}, expected {} rows of {}", y.shape(), ids.size(), table.cols());
-  check_ids<B>(ids, table.rows(), op, "ids");
+  check_ids(backend, ids, table.rows(), op, "ids");
   embedding_forward(backend, y.data(), ids.data(), table.data(), ids.size(), table.cols(),
                     accumulate);
 }
@@ -39,7 +39,7 @@ void embedding_backward(B& backend, TensorView<T, B> dtable, ConstView<std::int3
   const char* op = "embedding_backward";
   NLA_CHECK(dy.rows() == ids.size() && dy.cols() == dtable.cols(), op,
             "dy has shape {}, expected {} rows of {}", dy.shape(), ids.size(), dtable.cols());
-  check_ids<B>(ids, dtable.rows(), op, "ids");
+  check_ids(backend, ids, dtable.rows(), op, "ids");
   embedding_backward(backend, dtable.data(), ids.data(), dy.data(), ids.size(), dtable.cols());
 }
 

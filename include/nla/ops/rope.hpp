@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "nla/core/scalar.hpp"
-#include "nla/core/tensor.hpp"
+#include "nla/core/host.hpp"
 
 namespace nla {
 
@@ -18,7 +18,7 @@ template <class T, class B>
 class RopeTable {
  public:
   RopeTable() = default;
-  RopeTable(index_t max_positions, index_t head_dim, double theta)
+  RopeTable(B& backend, index_t max_positions, index_t head_dim, double theta)
       : table_(Shape{max_positions, head_dim / 2, 2}), head_dim_(head_dim) {
     NLA_CHECK(head_dim % 2 == 0, "RopeTable", "head_dim must be even, got {}", head_dim);
     std::vector<accum_t<T>> host(static_cast<std::size_t>(table_.size()));
@@ -29,17 +29,13 @@ class RopeTable {
         host[(p * half + i) * 2] = accum_t<T>(std::cos(angle));
         host[(p * half + i) * 2 + 1] = accum_t<T>(std::sin(angle));
       }
-    upload(table_.data(), host.data(), table_.size());
+    from_host(backend, table_.view(), host.data());
   }
   index_t max_positions() const { return table_.shape()[0]; }
   index_t head_dim() const { return head_dim_; }
   const accum_t<T>* data() const { return table_.data(); }
 
  private:
-  static void upload(accum_t<T>* dst, const accum_t<T>* src, index_t n) {
-    static_assert(B::kHostAccessible, "RopeTable: add a host-to-device upload for this backend");
-    std::copy(src, src + n, dst);
-  }
   Tensor<accum_t<T>, B> table_;
   index_t head_dim_ = 0;
 };
@@ -54,11 +50,10 @@ void rope_forward(B& backend, TensorView<T, B> x, index_t heads, ConstView<std::
   NLA_CHECK(heads * hd <= x.cols(), op, "{} heads of {} do not fit rows of {}", heads, hd,
             x.cols());
   NLA_CHECK(positions.size() == n, op, "positions has {} entries for {} rows", positions.size(), n);
-  if (B::kHostAccessible)
-    for (index_t i = 0; i < n; ++i)
-      NLA_CHECK(positions.data()[i] >= 0 && positions.data()[i] < table.max_positions(), op,
-                "position {} at row {} is outside [0, {})", positions.data()[i], i,
-                table.max_positions());
+  const auto pos = to_host(backend, positions);
+  for (index_t i = 0; i < n; ++i)
+    NLA_CHECK(pos[i] >= 0 && pos[i] < table.max_positions(), op,
+              "position {} at row {} is outside [0, {})", pos[i], i, table.max_positions());
   rope_rotate(backend, x.data(), n, x.cols(), heads, hd, positions.data(), table.data(), inverse);
 }
 

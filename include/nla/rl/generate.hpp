@@ -57,7 +57,6 @@ class Generator {
                                    const SamplingOptions& sampling,
                                    const GenerateOptions& options = {},
                                    const HookProvider<T, B>& hooks = {}) {
-    static_assert(B::kHostAccessible, "Generator reads logits on the host");
     const char* op = "Generator::generate";
     sampling.check();
     const auto& c = model_->config();
@@ -100,6 +99,7 @@ class Generator {
     TensorView<T, B> logits = run(0, min_len);
     for (index_t pos = min_len;; ++pos) {
       const index_t t = logits.shape()[1];
+      const auto host_logits = to_host(model_->backend(), ConstView<T, B>(logits));
       bool all_done = true;
       for (index_t b = 0; b < batch; ++b) {
         if (pos < index_t(prompts[b].size())) {
@@ -110,7 +110,7 @@ class Generator {
           text[b].push_back(text[b].back());  // filler, never read
           continue;
         }
-        const T* row = logits.data() + (b * t + t - 1) * c.vocab_size;
+        const T* row = host_logits.data() + (b * t + t - 1) * c.vocab_size;
         sampling_distribution(row, c.vocab_size, sampling, probs_, model_log_probs_, order_);
         Generation& g = out[b];
         const std::uint64_t stream = options.streams.empty() ? std::uint64_t(b) : options.streams[b];

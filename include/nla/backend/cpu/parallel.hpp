@@ -7,6 +7,10 @@
 
 #include <algorithm>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "nla/core/shape.hpp"
 
 namespace nla {
