@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libeigen3-dev libxtensor-dev libcereal-dev catch2 libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
-  libopenmpi-dev openmpi-bin gnuplot-nox
+  libopenmpi-dev openmpi-bin gnuplot-nox python3
   fortunes-min
 )
 for arg in "$@"; do
