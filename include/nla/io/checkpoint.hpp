@@ -22,17 +22,13 @@
 // directory and renames it over the target, so a crash or a full disk leaves
 // either the old checkpoint or the new one, never a torn one. POSIX only.
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/types.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
 #include <istream>
 #include <new>
 #include <ostream>
@@ -48,6 +44,7 @@
 #include "nla/core/error.hpp"
 #include "nla/core/random.hpp"
 #include "nla/core/scalar.hpp"
+#include "nla/io/file.hpp"
 #include "nla/nn/config.hpp"
 #include "nla/nn/parameters.hpp"
 #include "nla/nn/transformer_lm.hpp"
@@ -104,75 +101,22 @@ inline std::uint64_t decode_u64(const unsigned char* in) {
 }
 
 // Every error names the file: "load_checkpoint: checkpoint 'x.ckpt': <what>".
+constexpr char kNoun[] = "checkpoint";
 template <class... Args>
 [[noreturn]] void fail(const char* op, const std::string& path, fmt::format_string<Args...> format,
                        Args&&... args) {
-  throw Error(op, fmt::format("checkpoint '{}': ", path) +
-                      fmt::format(format, std::forward<Args>(args)...));
+  io::file_error(op, kNoun, path, format, std::forward<Args>(args)...);
 }
 
-inline std::string errno_text(int err) {
-  return std::strerror(err);
-}
-
-// Owns a file descriptor; close() reports the error that ::close returns.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd = -1) : fd_(fd) {}
-  FileDescriptor(FileDescriptor&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  FileDescriptor& operator=(FileDescriptor&&) = delete;
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_;
-};
-
-// Writes all n bytes at the file offset (or at `offset` when >= 0); on failure
-// returns false with errno set.
-inline bool write_all(int fd, const void* data, std::size_t n, off_t offset = -1) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t written = offset >= 0 ? ::pwrite(fd, p, n, offset) : ::write(fd, p, n);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    p += written;
-    n -= static_cast<std::size_t>(written);
-    if (offset >= 0) offset += written;
-  }
-  return true;
-}
-
-// Reads up to n bytes at `offset`; returns the count (short only at end of
-// file), or -1 with errno set.
-inline ssize_t read_at(int fd, void* data, std::size_t n, std::uint64_t offset) {
-  char* p = static_cast<char*>(data);
-  std::size_t done = 0;
-  while (done < n) {
-    const ssize_t got = ::pread(fd, p + done, n - done, static_cast<off_t>(offset + done));
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    if (got == 0) break;
-    done += static_cast<std::size_t>(got);
-  }
-  return static_cast<ssize_t>(done);
-}
+using io::errno_text;
+using io::FileDescriptor;
+using io::read_at;
 
 // The stream cereal writes the payload into: buffers, hashes and writes to
 // the file, so the payload never exists in memory as a whole.
 class HashingWriter : public std::streambuf {
  public:
-  HashingWriter(int fd, const char* op, const std::string& path, const std::string& temp_path)
-      : fd_(fd), op_(op), path_(path), temp_path_(temp_path), buffer_(kBufferBytes) {
+  explicit HashingWriter(const io::TemporaryFile& file) : file_(file), buffer_(kBufferBytes) {
     setp(buffer_.data(), buffer_.data() + buffer_.size());
   }
   std::uint64_t checksum() const { return hash_; }
@@ -210,22 +154,16 @@ class HashingWriter : public std::streambuf {
   }
 
  private:
-  // cereal calls the streambuf directly (rdbuf()->sputn), so this error
-  // reaches save_checkpoint unchanged.
+  // cereal calls the streambuf directly (rdbuf()->sputn), so the error that
+  // file_.write throws reaches save_checkpoint unchanged.
   void write_out(const char* p, std::size_t n) {
     if (n == 0) return;
-    if (!write_all(fd_, p, n)) {
-      const int err = errno;
-      fail(op_, path_, "cannot write temporary file '{}': {}", temp_path_, errno_text(err));
-    }
+    file_.write(p, n);
     hash_ = fnv1a64(p, n, hash_);
     bytes_ += n;
   }
 
-  int fd_;
-  const char* op_;
-  const std::string& path_;
-  const std::string& temp_path_;
+  const io::TemporaryFile& file_;
   std::vector<char> buffer_;
   std::uint64_t hash_ = kFnvOffsetBasis, bytes_ = 0;
 };
@@ -404,80 +342,39 @@ void read_array(Archive& ar, E* data, index_t n, const char* what, const char* o
   ar(cereal::binary_data(static_cast<E*>(data), static_cast<std::size_t>(n) * sizeof(E)));
 }
 
-// Removes the temporary file unless the write committed (renamed it).
-class TempFileGuard {
- public:
-  explicit TempFileGuard(std::string path) : path_(std::move(path)) {}
-  TempFileGuard(const TempFileGuard&) = delete;
-  TempFileGuard& operator=(const TempFileGuard&) = delete;
-  ~TempFileGuard() {
-    if (!committed_) ::unlink(path_.c_str());
-  }
-  void commit() { committed_ = true; }
-
- private:
-  std::string path_;
-  bool committed_ = false;
-};
-
-// Writes header | payload | checksum to `path + ".tmp.<pid>"`, fsyncs it,
-// renames it over `path` and fsyncs the directory, so the rename itself is
-// durable. write_payload(std::ostream&) streams the payload. On failure the
-// temporary file is removed and whatever was at `path` is untouched.
+// Writes header | payload | checksum to `path` atomically (io::write_file_atomically:
+// a temporary file, fsync, rename, fsync of the directory).
+// write_payload(std::ostream&) streams the payload. On failure the temporary
+// file is removed and whatever was at `path` is untouched.
 template <class WritePayload>
 void write_atomically(const char* op, const std::string& path, WritePayload&& write_payload) {
-  const std::string temp_path = path + ".tmp." + std::to_string(::getpid());
-  FileDescriptor fd(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) {
-    const int err = errno;
-    fail(op, path, "cannot create temporary file '{}': {}", temp_path, errno_text(err));
-  }
-  TempFileGuard guard(temp_path);
-  auto fail_errno = [&](const char* what) {
-    const int err = errno;
-    fail(op, path, "cannot {} temporary file '{}': {}", what, temp_path, errno_text(err));
-  };
-  try {
-    // The payload length is unknown until it is written: write a placeholder
-    // header, stream the payload, then fill the header in.
-    unsigned char header[kHeaderBytes] = {};
-    std::memcpy(header, kMagic, kMagicBytes);
-    encode_u32(header + kMagicBytes, kCheckpointVersion);
-    if (!write_all(fd.get(), header, kHeaderBytes)) fail_errno("write");
-    HashingWriter writer(fd.get(), op, path, temp_path);
-    {
-      std::ostream stream(&writer);
-      write_payload(stream);
+  io::write_file_atomically(op, kNoun, path, [&](const io::TemporaryFile& file) {
+    try {
+      // The payload length is unknown until it is written: write a placeholder
+      // header, stream the payload, then fill the header in.
+      unsigned char header[kHeaderBytes] = {};
+      std::memcpy(header, kMagic, kMagicBytes);
+      encode_u32(header + kMagicBytes, kCheckpointVersion);
+      file.write(header, kHeaderBytes);
+      HashingWriter writer(file);
+      {
+        std::ostream stream(&writer);
+        write_payload(stream);
+      }
+      writer.flush_buffer();
+      encode_u64(header + kMagicBytes + 4, writer.bytes());
+      file.write(header, kHeaderBytes, 0);
+      unsigned char checksum[kChecksumBytes];
+      encode_u64(checksum, writer.checksum());
+      file.write(checksum, kChecksumBytes);
+    } catch (const Error&) {
+      throw;
+    } catch (const cereal::Exception& e) {
+      fail(op, path, "cannot serialise: {}", e.what());
+    } catch (const std::bad_alloc&) {
+      fail(op, path, "out of memory while writing");
     }
-    writer.flush_buffer();
-    encode_u64(header + kMagicBytes + 4, writer.bytes());
-    if (!write_all(fd.get(), header, kHeaderBytes, 0)) fail_errno("write");
-    unsigned char checksum[kChecksumBytes];
-    encode_u64(checksum, writer.checksum());
-    if (!write_all(fd.get(), checksum, kChecksumBytes)) fail_errno("write");
-    if (::fsync(fd.get()) != 0) fail_errno("sync");
-    if (fd.close() != 0) fail_errno("close");
-  } catch (const Error&) {
-    throw;
-  } catch (const cereal::Exception& e) {
-    fail(op, path, "cannot serialise: {}", e.what());
-  } catch (const std::bad_alloc&) {
-    fail(op, path, "out of memory while writing");
-  }
-  if (::rename(temp_path.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    fail(op, path, "cannot rename temporary file '{}' over it: {}", temp_path, errno_text(err));
-  }
-  guard.commit();
-  // Make the rename durable. Some file systems cannot sync a directory
-  // (EINVAL); the file itself is already synced there.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  FileDescriptor dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0 || (::fsync(dir_fd.get()) != 0 && errno != EINVAL)) {
-    const int err = errno;
-    fail(op, path, "written, but cannot sync directory '{}': {}", dir, errno_text(err));
-  }
+  });
 }
 
 // An open checkpoint whose header, size and checksum have been verified.
@@ -487,18 +384,7 @@ struct VerifiedFile {
 };
 
 inline VerifiedFile open_verified(const char* op, const std::string& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    const int err = errno;
-    fail(op, path, "cannot open: {}", errno_text(err));
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    const int err = errno;
-    fail(op, path, "cannot stat: {}", errno_text(err));
-  }
-  if (!S_ISREG(st.st_mode)) fail(op, path, "not a regular file");
-  const std::uint64_t file_bytes = static_cast<std::uint64_t>(st.st_size);
+  auto [fd, file_bytes] = io::open_regular_file(op, kNoun, path);
   if (file_bytes == 0) fail(op, path, "empty file (0 bytes)");
 
   unsigned char header[kHeaderBytes] = {};

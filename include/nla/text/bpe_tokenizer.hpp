@@ -23,16 +23,10 @@
 // threads at once: encode's per-piece cache is guarded by a mutex and shared
 // by copies of the tokenizer (merges never change after construction).
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -52,6 +46,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nla/core/error.hpp"
+#include "nla/io/file.hpp"
 #include "nla/text/byte_level.hpp"
 #include "nla/text/pretokenize.hpp"
 #include "nla/text/unicode.hpp"
@@ -118,6 +113,22 @@ struct MergeRule {
 
 using MergeTable = std::unordered_map<std::uint64_t, MergeRule, PairHash>;
 
+// Replaces each occurrence of the pair (left, right) at or after `from`,
+// scanning left to right without overlaps, by `id`.
+inline void merge_pair(std::vector<std::int32_t>& ids, std::int32_t left, std::int32_t right,
+                       std::int32_t id, std::size_t from = 0) {
+  std::size_t write = from;
+  for (std::size_t read = from; read < ids.size();) {
+    if (read + 1 < ids.size() && ids[read] == left && ids[read + 1] == right) {
+      ids[write++] = id;
+      read += 2;
+    } else {
+      ids[write++] = ids[read++];
+    }
+  }
+  ids.resize(write);
+}
+
 // GPT-2's loop: find the lowest-rank adjacent pair, merge every occurrence of
 // it left to right, repeat. O(n^2) lookups, the fastest for short pieces.
 inline void merge_by_rank_loop(std::vector<std::int32_t>& ids, const MergeTable& merges) {
@@ -131,17 +142,8 @@ inline void merge_by_rank_loop(std::vector<std::int32_t>& ids, const MergeTable&
       }
     }
     if (best_id < 0) break;
-    const std::int32_t left = ids[best], right = ids[best + 1];
-    std::size_t write = best;
-    for (std::size_t read = best; read < ids.size();) {
-      if (read + 1 < ids.size() && ids[read] == left && ids[read + 1] == right) {
-        ids[write++] = best_id;
-        read += 2;
-      } else {
-        ids[write++] = ids[read++];
-      }
-    }
-    ids.resize(write);
+    // No occurrence of the pair lies before `best`: it would have the same rank.
+    merge_pair(ids, ids[best], ids[best + 1], best_id, best);
   }
 }
 
@@ -195,83 +197,7 @@ inline void merge_by_rank_heap(std::vector<std::int32_t>& ids, const MergeTable&
 template <class... Args>
 [[noreturn]] void file_error(const char* op, const std::string& path,
                              fmt::format_string<Args...> format, Args&&... args) {
-  throw Error(op,
-              fmt::format("file '{}': ", path) + fmt::format(format, std::forward<Args>(args)...));
-}
-
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd) : fd_(fd) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  int close() { return ::close(std::exchange(fd_, -1)); }
-
- private:
-  int fd_;
-};
-
-inline std::string read_file(const char* op, const std::string& path) {
-  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) {
-    const int err = errno;
-    file_error(op, path, "cannot open: {}", std::strerror(err));
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) {
-    const int err = errno;
-    file_error(op, path, "cannot stat: {}", std::strerror(err));
-  }
-  if (!S_ISREG(st.st_mode)) file_error(op, path, "not a regular file");
-  std::string text;
-  char buffer[1 << 16];
-  for (;;) {
-    const ssize_t got = ::read(fd.get(), buffer, sizeof buffer);
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      file_error(op, path, "cannot read: {}", std::strerror(err));
-    }
-    if (got == 0) break;
-    text.append(buffer, static_cast<std::size_t>(got));
-  }
-  if (text.empty()) file_error(op, path, "empty file (0 bytes)");
-  return text;
-}
-
-// Writes path + ".tmp.<pid>", fsyncs it, renames it over path and fsyncs the
-// directory: a crash leaves the old file or the new one, never a torn one.
-inline void write_file_atomically(const char* op, const std::string& path,
-                                  std::string_view content) {
-  const std::string temp = path + ".tmp." + std::to_string(::getpid());
-  FileDescriptor fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  const auto fail = [&](const char* what) {
-    const int err = errno;
-    ::unlink(temp.c_str());
-    file_error(op, path, "cannot {} temporary file '{}': {}", what, temp, std::strerror(err));
-  };
-  if (fd.get() < 0) fail("create");
-  for (std::size_t done = 0; done < content.size();) {
-    const ssize_t wrote = ::write(fd.get(), content.data() + done, content.size() - done);
-    if (wrote < 0) {
-      if (errno == EINTR) continue;
-      fail("write");
-    }
-    done += static_cast<std::size_t>(wrote);
-  }
-  if (::fsync(fd.get()) != 0) fail("sync");
-  if (fd.close() != 0) fail("close");
-  if (::rename(temp.c_str(), path.c_str()) != 0) fail("rename");
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  FileDescriptor dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0 || (::fsync(dir_fd.get()) != 0 && errno != EINVAL)) {
-    const int err = errno;
-    file_error(op, path, "written, but cannot sync directory '{}': {}", dir, std::strerror(err));
-  }
+  io::file_error(op, "file", path, format, std::forward<Args>(args)...);
 }
 
 // Quotes a token for a message, escaping what would garble a terminal.
@@ -791,16 +717,7 @@ inline BpeTokenizer BpeTokenizer::train(const std::vector<std::string>& corpus,
         holds = s[i] == left && s[i + 1] == right;
       if (!holds) continue;
       for (std::size_t i = 0; i + 1 < s.size(); ++i) delta[pair_key(s[i], s[i + 1])] -= f;
-      std::size_t write = 0;
-      for (std::size_t read = 0; read < s.size();) {
-        if (read + 1 < s.size() && s[read] == left && s[read + 1] == right) {
-          s[write++] = id;
-          read += 2;
-        } else {
-          s[write++] = s[read++];
-        }
-      }
-      s.resize(write);
+      bpe_detail::merge_pair(s, left, right, id);
       for (std::size_t i = 0; i + 1 < s.size(); ++i) {
         const std::uint64_t key = pair_key(s[i], s[i + 1]);
         delta[key] += f;
@@ -935,7 +852,7 @@ inline BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& encoder_jso
   using bpe_detail::file_error;
   std::vector<std::pair<std::string, std::int64_t>> tokens;
   {
-    const std::string text = bpe_detail::read_file(op, encoder_json);
+    const std::string text = io::read_file(op, "file", encoder_json);
     nlohmann::json json;
     try {
       json = nlohmann::json::parse(text);
@@ -960,7 +877,7 @@ inline BpeTokenizer BpeTokenizer::from_gpt2_files(const std::string& encoder_jso
   std::vector<std::pair<std::string, std::string>> merges;
   std::vector<std::string> where;
   {
-    const std::string text = bpe_detail::read_file(op, vocab_bpe);
+    const std::string text = io::read_file(op, "file", vocab_bpe);
     std::size_t line_number = 0;
     for (std::size_t pos = 0; pos < text.size();) {
       std::size_t end = text.find('\n', pos);
@@ -1001,7 +918,7 @@ inline BpeTokenizer BpeTokenizer::from_hf_json(const std::string& path) {
   using bpe_detail::file_error;
   using bpe_detail::quote_token;
   using Json = nlohmann::json;
-  const std::string text = bpe_detail::read_file(op, path);
+  const std::string text = io::read_file(op, "file", path);
   Json root;
   try {
     root = Json::parse(text);
@@ -1217,7 +1134,9 @@ inline void BpeTokenizer::save_hf_json(const std::string& path) const {
     text += fmt::format("{}\n      [{}, {}]", i ? "," : "", spellings[merges_[i].first],
                         spellings[merges_[i].second]);
   text += merges_.empty() ? "]\n  }\n}\n" : "\n    ]\n  }\n}\n";
-  bpe_detail::write_file_atomically(op, path, text);
+  io::write_file_atomically(op, "file", path, [&](const io::TemporaryFile& file) {
+    file.write(text.data(), text.size());
+  });
 }
 
 }  // namespace nla
