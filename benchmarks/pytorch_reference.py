@@ -1,9 +1,19 @@
 #!/usr/bin/env python3
-"""Plain PyTorch (eager, fp32, CPU) reference for the nla training-step benchmark.
+"""Plain PyTorch (eager, fp32, CPU) reference for the nla benchmarks.
 
-The model definitions below deliberately mirror what the C++ benchmark
-implements (see TrainStep/<flavour>/<config> in nla_benchmarks), so the two
-numbers can be compared like with like:
+Two tasks share one set of model definitions:
+
+  --task train     (default) one training step: forward, cross-entropy,
+                   backward, grad-norm clip, AdamW; reports tokens_per_s.
+                   Mirrors TrainStep/<flavour>/<config> in nla_benchmarks.
+  --task generate  batched sampling with a KV cache: prefill a random prompt,
+                   then draw new tokens one at a time from softmax(logits) at
+                   temperature 1 (torch.multinomial, no top-k/top-p), under
+                   torch.inference_mode(); reports new_tokens_per_s.
+                   Mirrors Generate/<flavour>/<config> in nla_benchmarks.
+
+The model definitions below deliberately mirror what the C++ benchmarks
+implement, so the two numbers can be compared like with like:
 
   gpt2  : learned positions, LayerNorm, fused c_attn with bias, GELU(tanh) MLP,
           logits tied to the token embedding.
@@ -33,6 +43,13 @@ CONFIGS = {
     "small": dict(d_model=256, layers=6, heads=8, context=128, vocab=4096, batch=8),
 }
 
+# --task generate shapes (batch, prompt length, new tokens), as in the C++
+# Generate benchmark. Each is overridable (--gen-batch, --prompt-len, --new-tokens).
+GEN_CONFIGS = {
+    "tiny": dict(gen_batch=64, prompt_len=32, new_tokens=32),
+    "small": dict(gen_batch=16, prompt_len=64, new_tokens=64),
+}
+
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
@@ -40,8 +57,10 @@ def log(*args):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description="PyTorch eager fp32 reference for the nla training-step benchmark. "
-        "Prints one JSON result line on stdout.")
+        description="PyTorch eager fp32 reference for the nla training-step and "
+        "generation benchmarks. Prints one JSON result line on stdout.")
+    p.add_argument("--task", choices=("train", "generate"), default="train",
+                   help="train: one training step; generate: KV-cache sampling (default: train)")
     p.add_argument("--flavour", choices=("gpt2", "llama"), default="gpt2",
                    help="model family (default: gpt2)")
     p.add_argument("--config", choices=sorted(CONFIGS), default="tiny",
@@ -53,12 +72,25 @@ def parse_args(argv=None):
                    help="llama only: key/value heads (default: heads/2 if heads is even, else heads)")
     p.add_argument("--context", type=int, help="override context length (= sequence length)")
     p.add_argument("--vocab", type=int, help="override vocabulary size")
-    p.add_argument("--batch", type=int, help="override batch size")
+    p.add_argument("--batch", type=int,
+                   help="override batch size (train; generate uses --gen-batch)")
     p.add_argument("--d-ff", type=int,
                    help="MLP hidden size (default: gpt2 4*d, llama int(8*d/3) rounded up to a multiple of 32)")
     p.add_argument("--threads", type=int, default=2, help="intra-op threads (default: 2)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed warm-up steps (default: 3)")
-    p.add_argument("--steps", type=int, default=20, help="timed steps (default: 20)")
+    p.add_argument("--warmup", type=int,
+                   help="untimed warm-up steps/calls (default: 3 for train, 1 for generate)")
+    p.add_argument("--steps", type=int, default=20, help="train: timed steps (default: 20)")
+    p.add_argument("--gen-batch", type=int,
+                   help="generate: number of sequences (default: tiny 64, small 16)")
+    p.add_argument("--prompt-len", type=int,
+                   help="generate: prompt tokens per sequence (default: tiny 32, small 64)")
+    p.add_argument("--new-tokens", type=int,
+                   help="generate: tokens sampled per sequence (default: tiny 32, small 64)")
+    p.add_argument("--min-time", type=float, default=3.0,
+                   help="generate: keep repeating timed calls for at least this many seconds "
+                   "(default: 3)")
+    p.add_argument("--min-calls", type=int, default=3,
+                   help="generate: and at least this many timed calls (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="RNG seed for weights and data (default: 0)")
     p.add_argument("--blas-threads", type=int,
                    help="threads for an external BLAS such as OpenBLAS (default: same as --threads)")
@@ -69,9 +101,11 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
 
     # Fill unset shape fields from the preset so overrides compose with --config.
-    for key, value in CONFIGS[args.config].items():
+    for key, value in list(CONFIGS[args.config].items()) + list(GEN_CONFIGS[args.config].items()):
         if getattr(args, key) is None:
             setattr(args, key, value)
+    if args.warmup is None:
+        args.warmup = 3 if args.task == "train" else 1
 
     if args.d_ff is None:
         if args.flavour == "gpt2":
@@ -94,6 +128,16 @@ def parse_args(argv=None):
         args.blas_threads = args.threads
     if args.threads < 1 or args.blas_threads < 1 or args.steps < 1 or args.warmup < 0:
         p.error("--threads, --blas-threads and --steps must be >= 1, --warmup >= 0")
+    if args.task == "generate":
+        if args.gen_batch < 1 or args.prompt_len < 1 or args.new_tokens < 1:
+            p.error("--gen-batch, --prompt-len and --new-tokens must be >= 1")
+        # The last sampled token is never fed back, so the cache (and the
+        # position tables) must hold prompt_len + new_tokens - 1 positions.
+        if args.prompt_len + args.new_tokens - 1 > args.context:
+            p.error("--prompt-len + --new-tokens - 1 (%d) exceeds the context length %d" % (
+                args.prompt_len + args.new_tokens - 1, args.context))
+        if args.min_time < 0 or args.min_calls < 1:
+            p.error("--min-time must be >= 0 and --min-calls >= 1")
     return args
 
 
@@ -196,14 +240,33 @@ def build_model(args, torch):
     nn = torch.nn
     F = torch.nn.functional
 
-    def causal_attention(q, k, v, mask):
-        # q, k, v: [B, H, T, hd]
+    def causal_attention(q, k, v, mask, start=0):
+        # q: [B, H, T, hd] for positions [start, start + T); k, v: [B, H, L, hd]
+        # for positions [0, L) with L = start + T. Training always has start 0
+        # and L == T; KV-cache decoding has T == 1, where nothing is masked.
+        T, L = q.size(-2), k.size(-2)
         if args.sdpa:
-            return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        T = q.size(-2)
+            if T == L:
+                return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            if T == 1:
+                return F.scaled_dot_product_attention(q, k, v)
+            # is_causal would align the mask top-left; pass the bottom-right one.
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=~mask[start:L, :L])
         att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(q.size(-1)))
-        att = att.masked_fill(mask[:T, :T], float("-inf"))
+        if T > 1:
+            att = att.masked_fill(mask[start:L, :L], float("-inf"))
         return F.softmax(att, dim=-1) @ v
+
+    def use_cache(k, v, cache, start):
+        """Write this call's k, v ([B, KV, T, hd]) at positions [start, start + T)
+        of the preallocated per-layer cache and return views of [0, start + T)."""
+        if cache is None:
+            return k, v
+        k_buf, v_buf = cache
+        end = start + k.size(2)
+        k_buf[:, :, start:end] = k
+        v_buf[:, :, start:end] = v
+        return k_buf[:, :, :end], v_buf[:, :, :end]
 
     def causal_mask(context):
         # True above the diagonal = future positions to hide.
@@ -217,12 +280,13 @@ def build_model(args, torch):
             self.c_proj = nn.Linear(args.d_model, args.d_model, bias=True)
             self.register_buffer("mask", causal_mask(args.context), persistent=False)
 
-        def forward(self, x):
+        def forward(self, x, cache=None, start=0):
             B, T, d = x.shape
             H = args.heads
             q, k, v = self.c_attn(x).split(d, dim=2)
             q, k, v = (t.view(B, T, H, d // H).transpose(1, 2) for t in (q, k, v))
-            y = causal_attention(q, k, v, self.mask)
+            k, v = use_cache(k, v, cache, start)
+            y = causal_attention(q, k, v, self.mask, start)
             return self.c_proj(y.transpose(1, 2).reshape(B, T, d))
 
     class GPT2MLP(nn.Module):
@@ -242,8 +306,8 @@ def build_model(args, torch):
             self.ln_2 = nn.LayerNorm(args.d_model, eps=1e-5)
             self.mlp = GPT2MLP()
 
-        def forward(self, x):
-            x = x + self.attn(self.ln_1(x))
+        def forward(self, x, cache=None, start=0):
+            x = x + self.attn(self.ln_1(x), cache, start)
             return x + self.mlp(self.ln_2(x))
 
     class GPT2(nn.Module):
@@ -254,12 +318,17 @@ def build_model(args, torch):
             self.h = nn.ModuleList(GPT2Block() for _ in range(args.layers))
             self.ln_f = nn.LayerNorm(args.d_model, eps=1e-5)
 
-        def forward(self, idx):
+        def forward(self, idx, caches=None, start=0, last_only=False):
+            # idx holds positions [start, start + T). caches: one (k, v) pair per
+            # block (see make_kv_cache) or None for the uncached training path.
+            # last_only: project only the last position onto the vocabulary.
             T = idx.size(1)
-            pos = torch.arange(T, device=idx.device)
+            pos = torch.arange(start, start + T, device=idx.device)
             x = self.wte(idx) + self.wpe(pos)
-            for block in self.h:
-                x = block(x)
+            for i, block in enumerate(self.h):
+                x = block(x, None if caches is None else caches[i], start)
+            if last_only:
+                x = x[:, -1:]
             # Tied output projection: gradients from both uses accumulate in wte.
             return self.ln_f(x) @ self.wte.weight.t()
 
@@ -288,7 +357,7 @@ def build_model(args, torch):
             self.o_proj = nn.Linear(H * hd, d, bias=False)
             self.register_buffer("mask", causal_mask(args.context), persistent=False)
 
-        def forward(self, x, cos, sin):
+        def forward(self, x, cos, sin, cache=None, start=0):
             B, T, d = x.shape
             H, KV = args.heads, args.kv_heads
             hd = d // H
@@ -297,11 +366,13 @@ def build_model(args, torch):
             v = self.v_proj(x).view(B, T, KV, hd).transpose(1, 2)
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
+            # The cache holds rotated keys of the KV heads only (as HF does).
+            k, v = use_cache(k, v, cache, start)
             if KV != H:
                 # HF repeat_kv layout: kv head j serves query heads j*rep..(j+1)*rep-1.
                 k = k.repeat_interleave(H // KV, dim=1)
                 v = v.repeat_interleave(H // KV, dim=1)
-            y = causal_attention(q, k, v, self.mask)
+            y = causal_attention(q, k, v, self.mask, start)
             return self.o_proj(y.transpose(1, 2).reshape(B, T, d))
 
     class LlamaMLP(nn.Module):
@@ -322,8 +393,8 @@ def build_model(args, torch):
             self.post_attention_layernorm = RMSNorm(args.d_model)
             self.mlp = LlamaMLP()
 
-        def forward(self, x, cos, sin):
-            x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+        def forward(self, x, cos, sin, cache=None, start=0):
+            x = x + self.self_attn(self.input_layernorm(x), cos, sin, cache, start)
             return x + self.mlp(self.post_attention_layernorm(x))
 
     class Llama(nn.Module):
@@ -341,12 +412,15 @@ def build_model(args, torch):
             self.register_buffer("cos", emb.cos(), persistent=False)
             self.register_buffer("sin", emb.sin(), persistent=False)
 
-        def forward(self, idx):
+        def forward(self, idx, caches=None, start=0, last_only=False):
+            # Same cache arguments as GPT2.forward.
             T = idx.size(1)
-            cos, sin = self.cos[:T], self.sin[:T]
+            cos, sin = self.cos[start:start + T], self.sin[start:start + T]
             x = self.embed_tokens(idx)
-            for layer in self.layers:
-                x = layer(x, cos, sin)
+            for i, layer in enumerate(self.layers):
+                x = layer(x, cos, sin, None if caches is None else caches[i], start)
+            if last_only:
+                x = x[:, -1:]
             return self.lm_head(self.norm(x))
 
     model = GPT2() if args.flavour == "gpt2" else Llama()
@@ -363,6 +437,101 @@ def build_model(args, torch):
             if getattr(module, "bias", None) is not None:
                 nn.init.zeros_(module.bias)
     return model
+
+
+def make_kv_cache(args, torch, batch, capacity):
+    """One preallocated (k, v) pair per block, each [batch, kv_heads, capacity, hd].
+
+    Preallocated (like HF's StaticCache) rather than grown with torch.cat every
+    step: growing would copy the whole cache per token, an O(n^2) cost a real
+    implementation avoids, so preallocating is the fairer reference. Allocated
+    with torch.empty (positions are written before they are read), inside the
+    timed call, as nla's Generator also owns its cache.
+    """
+    kv_heads = args.kv_heads if args.flavour == "llama" else args.heads
+    hd = args.d_model // args.heads
+    shape = (batch, kv_heads, capacity, hd)
+    return [(torch.empty(shape), torch.empty(shape)) for _ in range(args.layers)]
+
+
+def run_generate(args, torch, blas, wait_policy):
+    """--task generate: time prefill + decode of new tokens with a KV cache."""
+    model = build_model(args, torch)
+    model.eval()
+    params = sum(p.numel() for p in model.parameters())  # tied wte counted once
+    B, P, N = args.gen_batch, args.prompt_len, args.new_tokens
+
+    # Random prompt ids, made once up front so only generation is timed.
+    gen = torch.Generator().manual_seed(args.seed)
+    prompt = torch.randint(0, args.vocab, (B, P), generator=gen)
+
+    def generate():
+        # Returns [B, N] sampled ids and the seconds spent in the prefill.
+        t0 = time.perf_counter()
+        # The last sampled token is never fed back (as in nla's Generator), so
+        # P + N - 1 positions are enough: 1 prefill + (N - 1) one-token steps.
+        caches = make_kv_cache(args, torch, B, P + N - 1)
+        out = torch.empty((B, N), dtype=torch.long)
+        # Prefill: the whole prompt in one forward. Only the last position's
+        # logits are projected onto the vocabulary (the others are unused).
+        logits = model(prompt, caches, 0, last_only=True)  # [B, 1, V]
+        prefill_s = time.perf_counter() - t0
+        for i in range(N):
+            # Temperature 1, no top-k/top-p: sample straight from softmax(logits).
+            probs = torch.softmax(logits[:, -1], dim=-1)
+            token = torch.multinomial(probs, 1)  # [B, 1]
+            out[:, i:i + 1] = token
+            if i + 1 < N:
+                logits = model(token, caches, P + i, last_only=True)
+        return out, prefill_s
+
+    log("%s/%s generate: d=%d layers=%d heads=%d%s ctx=%d vocab=%d d_ff=%d params=%d "
+        "batch=%d prompt=%d new=%d" % (
+            args.flavour, args.config, args.d_model, args.layers, args.heads,
+            (" kv_heads=%d" % args.kv_heads) if args.flavour == "llama" else "",
+            args.context, args.vocab, args.d_ff, params, B, P, N))
+
+    times, prefill_times = [], []
+    with torch.inference_mode():
+        for i in range(args.warmup):
+            t0 = time.perf_counter()
+            generate()
+            log("warmup %d/%d %.1f ms" % (i + 1, args.warmup, (time.perf_counter() - t0) * 1e3))
+        timing_began = time.perf_counter()
+        while len(times) < args.min_calls or time.perf_counter() - timing_began < args.min_time:
+            t0 = time.perf_counter()
+            out, prefill_s = generate()
+            times.append(time.perf_counter() - t0)
+            prefill_times.append(prefill_s)
+    assert out.shape == (B, N) and 0 <= int(out.min()) and int(out.max()) < args.vocab
+    log("timed %d calls in %.2f s" % (len(times), sum(times)))
+
+    mean = statistics.mean(times)
+    result = {
+        "task": "generate",
+        "framework": "pytorch",
+        "torch_version": torch.__version__,
+        "flavour": args.flavour,
+        "config": args.config,
+        "threads": torch.get_num_threads(),
+        "batch": B,
+        "prompt_len": P,
+        "new_tokens": N,
+        "calls": len(times),
+        "ms_per_call": round(mean * 1e3, 3),
+        "ms_per_call_median": round(statistics.median(times) * 1e3, 3),
+        "prefill_ms_mean": round(statistics.mean(prefill_times) * 1e3, 3),
+        "new_tokens_per_s": round(B * N / mean, 1),
+        "kv_cache": "preallocated",
+        "params": params,
+        "blas": blas,
+        "blas_threads": args.blas_threads,
+        "omp_wait_policy": wait_policy,
+    }
+    if args.sdpa:
+        result["sdpa"] = True
+    print(json.dumps(result), flush=True)
+    return 0
 
 
 def main(argv=None):
@@ -388,6 +557,9 @@ def main(argv=None):
     wait_policy = os.environ.get("OMP_WAIT_POLICY", "default").lower()
     log("torch %s, threads=%d, blas_threads=%d, omp_wait_policy=%s, blas=%s" % (
         torch.__version__, torch.get_num_threads(), args.blas_threads, wait_policy, blas))
+
+    if args.task == "generate":
+        return run_generate(args, torch, blas, wait_policy)
 
     model = build_model(args, torch)
     model.train()
