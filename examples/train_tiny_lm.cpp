@@ -205,7 +205,7 @@ int main(int argc, char** argv) {
                       {"step_ms", trained > 0 ? 1e3 * train_seconds / double(trained) : 0.0},
                       {"seconds", progress.elapsed()},
                       {"sample", sample_text}}
-                     .dump()
+                     .dump(-1, ' ', false, json::error_handler_t::replace)
               << std::endl;
   } catch (const std::exception& e) {
     std::cerr << "train_tiny_lm: " << e.what() << "\n";

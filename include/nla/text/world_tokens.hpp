@@ -9,9 +9,11 @@
 // of encode(text). That contract is checked here, not assumed: a tokenizer
 // that breaks it gets an error naming the document and offset.
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "nla/core/shape.hpp"
 #include "nla/text/bpe_tokenizer.hpp"
 #include "nla/text/synthetic_world.hpp"
 
