@@ -199,6 +199,18 @@ class TransformerLM {
     return mean;
   }
 
+  // Replaces d objective / d row_loss of the last loss() ([batch * t], host
+  // values) for objectives that are not a mean cross-entropy, such as a
+  // policy-gradient loss: row_loss[r] = -log p(target[r]), so a caller with
+  // d objective / d logp passes its negation. backward() then runs as usual.
+  void set_row_loss_gradient(Activations& a, const std::vector<accum_t<T>>& dloss) {
+    const char* op = "TransformerLM::set_row_loss_gradient";
+    NLA_CHECK(a.has_loss, op, "call loss() first");
+    NLA_CHECK(index_t(dloss.size()) == a.batch * a.time, op, "{} gradients for {} rows",
+              dloss.size(), a.batch * a.time);
+    from_host(backend_, a.dloss.view().slice(0, a.batch * a.time), dloss.data());
+  }
+
   // Backward pass of the last loss(); parameter gradients accumulate. The
   // logits buffer is overwritten with d loss / d logits.
   void backward(Activations& a, const HookList* hooks = nullptr) {
