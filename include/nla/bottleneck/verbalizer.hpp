@@ -1,0 +1,178 @@
+#pragma once
+// The activation verbalizer (AV): a copy of the target model, its vocabulary
+// extended by one activation-slot token, that reads an activation written
+// over the input embedding at the slot of a fixed prompt and writes text.
+//   prompt  = prefix, <slot>, suffix                         (fixed tokens)
+//   stream[0][slot] = v * injection_scale / max(|v|, 1e-12)   (norm in fp32)
+// The injection is a Replace hook at stream 0, so its backward pass gives the
+// gradient with respect to the injected vector as well as the parameters.
+// The slot token's own embedding row (the mean of the others) is never read.
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "nla/core/host.hpp"
+#include "nla/nn/transformer_lm.hpp"
+#include "nla/rl/generate.hpp"
+
+namespace nla {
+
+struct VerbalizerPrompt {
+  std::vector<std::int32_t> prefix, suffix;  // tokens around the slot (prefix starts with BOS)
+};
+
+template <class T, class B>
+struct VerbalizerCache {
+  LmActivations<T, B> lm;
+  Tensor<T, B> injected, dinjected;  // [batch, d]
+  Tensor<std::int32_t, B> tokens, targets;
+  Hooks<T, B> hooks;
+  index_t explanation_tokens = 0;
+};
+
+template <class B, class T>
+class Verbalizer {
+ public:
+  using Cache = VerbalizerCache<T, B>;
+
+  Verbalizer(const TransformerLM<B, T>& target, VerbalizerPrompt prompt, double injection_scale)
+      : lm_(extended(target.config())), prompt_(std::move(prompt)), scale_(injection_scale) {
+    const char* op = "Verbalizer";
+    NLA_CHECK(!prompt_.prefix.empty(), op, "the prompt needs at least one token before the slot");
+    NLA_CHECK(injection_scale > 0 && std::isfinite(injection_scale), op,
+              "injection_scale {} must be positive", injection_scale);
+    const index_t v = target.config().vocab_size, d = target.config().d_model;
+    for (auto t : prompt_.prefix) NLA_CHECK(t >= 0 && t < v, op, "prompt token {} is outside the vocabulary", t);
+    for (auto t : prompt_.suffix) NLA_CHECK(t >= 0 && t < v, op, "prompt token {} is outside the vocabulary", t);
+    auto& mine = lm_.parameters();
+    const auto& theirs = target.parameters();
+    for (int id = 0; id < mine.count(); ++id) {
+      const int src = theirs.find(mine.info(id).name);
+      NLA_CHECK(src >= 0, op, "target has no parameter '{}'", mine.info(id).name);
+      auto dst = mine.value(id);
+      const auto from = to_host(lm_.backend(), theirs.value(src));
+      std::vector<T> host(from.data(), from.data() + from.size());
+      if (dst.size() != from.size()) {  // a vocabulary matrix: append the mean row
+        NLA_CHECK(dst.size() == from.size() + d, op, "parameter '{}' has unexpected shape {}",
+                  mine.info(id).name, dst.shape());
+        for (index_t j = 0; j < d; ++j) {
+          double mean = 0;
+          for (index_t r = 0; r < v; ++r) mean += double(host[r * d + j]) / double(v);
+          host.push_back(T(mean));
+        }
+      }
+      from_host(lm_.backend(), dst, host.data());
+    }
+  }
+
+  TransformerLM<B, T>& model() { return lm_; }
+  std::int32_t slot_token() const { return std::int32_t(lm_.config().vocab_size - 1); }
+  index_t slot_position() const { return index_t(prompt_.prefix.size()); }
+  double injection_scale() const { return scale_; }
+
+  std::vector<std::int32_t> prompt_tokens() const {
+    std::vector<std::int32_t> p = prompt_.prefix;
+    p.push_back(slot_token());
+    p.insert(p.end(), prompt_.suffix.begin(), prompt_.suffix.end());
+    return p;
+  }
+
+  // Writes v_b * scale / max(|v_b|, 1e-12) for n activations (host [n, d]).
+  void inject(const std::vector<float>& activations, Cache& c) {
+    const char* op = "Verbalizer::inject";
+    const index_t d = lm_.config().d_model;
+    NLA_CHECK(!activations.empty() && index_t(activations.size()) % d == 0, op,
+              "{} values are not rows of d = {}", activations.size(), d);
+    const index_t n = index_t(activations.size()) / d;
+    std::vector<T> rows(activations.size());
+    for (index_t b = 0; b < n; ++b) {
+      double sq = 0;
+      for (index_t j = 0; j < d; ++j) {
+        const float x = activations[b * d + j];
+        NLA_CHECK(std::isfinite(x), op, "activation {} has a non-finite value at {}", b, j);
+        sq += double(x) * double(x);
+      }
+      const double k = scale_ / std::max(std::sqrt(sq), 1e-12);
+      for (index_t j = 0; j < d; ++j) rows[b * d + j] = T(k * activations[b * d + j]);
+    }
+    c.injected.resize(Shape{n, d});
+    from_host(lm_.backend(), c.injected.view(), rows.data());
+  }
+
+  // Samples explanations for the activations injected in c (one per row;
+  // repeat rows for a group). Per-token log-probabilities come back with them.
+  std::vector<Generation> explain(Cache& c, const SamplingOptions& sampling,
+                                  const GenerateOptions& options = {}) {
+    const index_t n = c.injected.shape()[0];
+    const std::vector<std::vector<std::int32_t>> prompts(n, prompt_tokens());
+    Generator<B, T> gen(lm_);
+    return gen.generate(prompts, sampling, options, [&](index_t batch, index_t past, index_t t) {
+      return set_hooks(c, batch, past, t) ? &c.hooks : nullptr;
+    });
+  }
+
+  // Teacher-forced pass over prompt + explanation b for each injected row b;
+  // the loss is the mean next-token loss over explanation tokens only
+  // (weights optional, one per explanation). Prepares backward().
+  double teacher_forced(Cache& c, const std::vector<std::vector<std::int32_t>>& explanations) {
+    const char* op = "Verbalizer::teacher_forced";
+    const index_t n = c.injected.shape()[0], p = index_t(prompt_tokens().size());
+    NLA_CHECK(index_t(explanations.size()) == n, op, "{} explanations for {} activations",
+              explanations.size(), n);
+    index_t longest = 0;
+    for (index_t b = 0; b < n; ++b) {
+      NLA_CHECK(!explanations[b].empty(), op, "explanation {} is empty", b);
+      longest = std::max(longest, index_t(explanations[b].size()));
+    }
+    const index_t t = p + longest - 1;
+    std::vector<std::int32_t> tokens(static_cast<std::size_t>(n * t), prompt_.prefix[0]),
+        targets(static_cast<std::size_t>(n * t), -100);
+    const auto prompt = prompt_tokens();
+    for (index_t b = 0; b < n; ++b) {
+      const auto& e = explanations[b];
+      for (index_t i = 0; i < p; ++i) tokens[b * t + i] = prompt[i];
+      for (index_t i = 0; i + 1 < index_t(e.size()); ++i) tokens[b * t + p + i] = e[i];
+      for (index_t i = 0; i < index_t(e.size()); ++i) targets[b * t + p - 1 + i] = e[i];
+    }
+    c.tokens.resize(Shape{n, t});
+    c.targets.resize(Shape{n * t});
+    from_host(lm_.backend(), c.tokens.view(), tokens.data());
+    from_host(lm_.backend(), c.targets.view(), targets.data());
+    set_hooks(c, n, 0, t);
+    lm_.forward(c.tokens.view(), c.lm, &c.hooks);
+    return lm_.loss(c.lm, c.targets.view());
+  }
+
+  // Parameter gradients accumulate; c.dinjected receives d loss / d injected.
+  void backward(Cache& c) { lm_.backward(c.lm, &c.hooks); }
+
+ private:
+  static TransformerConfig extended(TransformerConfig c) {
+    c.vocab_size += 1;
+    return c;
+  }
+
+  // The Replace hook for a forward over positions [past, past + t).
+  bool set_hooks(Cache& c, index_t batch, index_t past, index_t t) {
+    const index_t slot = slot_position();
+    if (slot < past || slot >= past + t) return false;
+    NLA_CHECK(batch == c.injected.shape()[0], "Verbalizer", "{} sequences for {} injected rows",
+              batch, c.injected.shape()[0]);
+    c.dinjected.resize(c.injected.shape());
+    StreamHook<T, B> h;
+    h.stream = 0;
+    h.action = HookAction::Replace;
+    for (index_t b = 0; b < batch; ++b) h.rows.push_back(b * t + slot - past);
+    h.values = c.injected.view();
+    h.grad = c.dinjected.view();
+    c.hooks = {h};
+    return true;
+  }
+
+  TransformerLM<B, T> lm_;
+  VerbalizerPrompt prompt_;
+  double scale_;
+};
+
+}  // namespace nla
