@@ -3,6 +3,8 @@
 # runs once, and only when something is missing.
 #   scripts/install-deps.sh            build + test dependencies
 #   scripts/install-deps.sh --torch    also PyTorch (CPU) for the side-by-side benchmarks
+#   scripts/install-deps.sh --clang    also clang 14 and its OpenMP runtime (libomp), for
+#                                      CC=clang-14 CXX=clang++-14 builds
 set -euo pipefail
 
 packages=(
@@ -15,6 +17,7 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --torch) packages+=(python3-torch python3-numpy libopenblas0-pthread) ;;
+    --clang) packages+=(clang-14 libomp-14-dev) ;;
     *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac
 done
