@@ -54,9 +54,16 @@ double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
     wsum += w(r);
   }
   if (!dloss.empty()) {
-    std::vector<A> grad(static_cast<std::size_t>(n));
-    for (index_t r = 0; r < n; ++r) grad[r] = wsum != 0 ? A(w(r) / wsum) : A(0);
-    from_host(backend, dloss.slice(0, n), grad.data());
+    auto fill = [&](A* grad) {
+      for (index_t r = 0; r < n; ++r) grad[r] = wsum != 0 ? A(w(r) / wsum) : A(0);
+    };
+    if constexpr (B::kHostAccessible) {
+      fill(dloss.data());  // no allocation in a training step
+    } else {
+      std::vector<A> grad(static_cast<std::size_t>(n));
+      fill(grad.data());
+      from_host(backend, dloss.slice(0, n), grad.data());
+    }
   }
   return wsum != 0 ? total / wsum : 0.0;
 }
