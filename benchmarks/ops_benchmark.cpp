@@ -44,7 +44,9 @@ struct Tensors {
 
 std::vector<std::pair<std::string, OpFactory>> op_table() {
   std::vector<std::pair<std::string, OpFactory>> ops;
-  auto add = [&](std::string name, OpFactory f) { ops.emplace_back(std::move(name), std::move(f)); };
+  auto add = [&](std::string name, OpFactory f) {
+    ops.emplace_back(std::move(name), std::move(f));
+  };
   // Linear d -> 4d, the MLP's up-projection.
   auto linear = [](bool backward) -> OpFactory {
     return [backward](const bench::BenchConfig& b, Cpu& cpu) -> std::function<void()> {
@@ -58,10 +60,13 @@ std::vector<std::pair<std::string, OpFactory>> op_table() {
       s->dx = Tf(Shape{n, d});
       s->dw = Tf(Shape{4 * d, d});
       s->dbias = Tf(Shape{4 * d});
-      if (!backward) return [s, &cpu] { linear_forward(cpu, s->y.view(), s->x.view(), s->w.view(), s->bias.view()); };
+      if (!backward)
+        return [s, &cpu] {
+          linear_forward(cpu, s->y.view(), s->x.view(), s->w.view(), s->bias.view());
+        };
       return [s, &cpu] {
-        linear_backward(cpu, s->dx.view(), s->dw.view(), s->dbias.view(), s->dy.view(),
-                        s->x.view(), s->w.view());
+        linear_backward(cpu, s->dx.view(), s->dw.view(), s->dbias.view(), s->dy.view(), s->x.view(),
+                        s->w.view());
       };
     };
   };
@@ -85,10 +90,12 @@ std::vector<std::pair<std::string, OpFactory>> op_table() {
       if (rms) {
         rmsnorm_forward(cpu, s->y.view(), s->c.view(), s->x.view(), s->w.view(), 1e-5);
         if (!backward)
-          return [s, &cpu] { rmsnorm_forward(cpu, s->y.view(), s->c.view(), s->x.view(), s->w.view(), 1e-5); };
+          return [s, &cpu] {
+            rmsnorm_forward(cpu, s->y.view(), s->c.view(), s->x.view(), s->w.view(), 1e-5);
+          };
         return [s, &cpu] {
-          rmsnorm_backward(cpu, s->dx.view(), s->dw.view(), s->dy.view(), s->x.view(),
-                           s->w.view(), s->c.view());
+          rmsnorm_backward(cpu, s->dx.view(), s->dw.view(), s->dy.view(), s->x.view(), s->w.view(),
+                           s->c.view());
         };
       }
       layernorm_forward(cpu, s->y.view(), s->a.view(), s->c.view(), s->x.view(), s->w.view(),
@@ -141,7 +148,8 @@ std::vector<std::pair<std::string, OpFactory>> op_table() {
       s->dw = Tf(Shape{b.vocab, d});
       s->y = Tf(Shape{n, d});
       s->dy = random_tensor(Shape{n, d}, 2);
-      if (!backward) return [s, ids, &cpu] { embedding_forward(cpu, s->y.view(), ids->view(), s->w.view()); };
+      if (!backward)
+        return [s, ids, &cpu] { embedding_forward(cpu, s->y.view(), ids->view(), s->w.view()); };
       return [s, ids, &cpu] { embedding_backward(cpu, s->dw.view(), ids->view(), s->dy.view()); };
     };
   };
@@ -180,7 +188,8 @@ std::vector<std::pair<std::string, OpFactory>> op_table() {
       s->dw = Tf(s->w.shape());
       self_attention_forward(cpu, s->y.view(), s->w.view(), s->x.view(), h);
       if (!backward)
-        return [s, h, &cpu] { self_attention_forward(cpu, s->y.view(), s->w.view(), s->x.view(), h); };
+        return
+            [s, h, &cpu] { self_attention_forward(cpu, s->y.view(), s->w.view(), s->x.view(), h); };
       return [s, h, &cpu] {
         self_attention_backward(cpu, s->dx.view(), s->dw.view(), s->dy.view(), s->w.view(),
                                 s->x.view(), h);
@@ -206,15 +215,14 @@ std::vector<std::pair<std::string, OpFactory>> op_table() {
                                -100);
       if (!backward)
         return [s, targets, &cpu] {
-          cross_entropy_forward<T>(cpu, s->a.view(), s->c.view(), s->x.view(), targets->view(),
-                                   {}, -100);
+          cross_entropy_forward<T>(cpu, s->a.view(), s->c.view(), s->x.view(), targets->view(), {},
+                                   -100);
         };
       // The backward overwrites its input: restore the logits first (a copy
       // of the same size, timed with it).
       return [s, targets, dloss, &cpu] {
         copy(cpu, s->y.view(), ConstView<T, Cpu>(s->x.view()));
-        cross_entropy_backward(cpu, s->y.view(), dloss->view(), s->c.view(), targets->view(),
-                               -100);
+        cross_entropy_backward(cpu, s->y.view(), dloss->view(), s->c.view(), targets->view(), -100);
       };
     };
   };

@@ -40,8 +40,7 @@ using Tokens = std::vector<std::int32_t>;
 struct Args {
   std::string flavour = "gpt2", out = "runs/target", text_path;
   std::uint64_t seed = 1;
-  index_t steps = 2500, batch = 32, vocab = 512, context = 64, d_model = 128, layers = 4,
-          heads = 4;
+  index_t steps = 2500, batch = 32, vocab = 512, context = 64, d_model = 128, layers = 4, heads = 4;
   index_t eval_every = 250, val_docs = 256, test_docs = 400, probe_train_docs = 2000;
   index_t tokenizer_docs = 4000;
   double lr = 3e-3, text_fraction = 0.0, max_minutes = 0;
@@ -81,8 +80,7 @@ class WorldData {
 
 // Greedy continuations of `prompts` (text), max_new tokens each, decoded.
 std::vector<std::string> continue_greedy(Generator<Cpu, float>& gen, const BpeTokenizer& tok,
-                                         const std::vector<std::string>& prompts,
-                                         index_t max_new) {
+                                         const std::vector<std::string>& prompts, index_t max_new) {
   std::vector<std::string> out;
   SamplingOptions greedy;
   greedy.temperature = 0;
@@ -186,8 +184,7 @@ int main(int argc, char** argv) {
       co.max_document_bytes = std::size_t(a.context) * 3;
       for (auto& d : select_split(read_corpus({a.text_path}, co), Split::Train, a.seed))
         text_docs.push_back(std::move(d.text));
-      NLA_CHECK(!text_docs.empty(), "train_target", "'{}' has no training documents",
-                a.text_path);
+      NLA_CHECK(!text_docs.empty(), "train_target", "'{}' has no training documents", a.text_path);
     }
     std::vector<std::string> tokenizer_corpus;
     for (index_t i = 0; i < a.tokenizer_docs; ++i)
@@ -198,8 +195,8 @@ int main(int argc, char** argv) {
     bo.vocab_size = std::int32_t(a.vocab);
     const BpeTokenizer tokenizer = BpeTokenizer::train(tokenizer_corpus, bo);
     tokenizer.save_hf_json(a.out + ".tokenizer.json");
-    std::cerr << "tokenizer: " << tokenizer.vocab_size() << " tokens, "
-              << tokenizer.merge_count() << " merges\n";
+    std::cerr << "tokenizer: " << tokenizer.vocab_size() << " tokens, " << tokenizer.merge_count()
+              << " merges\n";
     WorldData data(world, tokenizer, a.context);
     std::vector<Tokens> text_tokens;
     for (const auto& t : text_docs) {
@@ -293,7 +290,8 @@ int main(int argc, char** argv) {
     sampling.stop_tokens = {tokenizer.eos_id()};
     GenerateOptions go;
     go.seed = a.seed;
-    for (const Generation& g : gen.generate({{tokenizer.bos_id()}, {tokenizer.bos_id()}}, sampling, go))
+    for (const Generation& g :
+         gen.generate({{tokenizer.bos_id()}, {tokenizer.bos_id()}}, sampling, go))
       std::cerr << "sample:\n" << tokenizer.decode(g.tokens, true) << "\n\n";
 
     // Behaviour checks on the test split.

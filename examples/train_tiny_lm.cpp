@@ -31,12 +31,12 @@ using json = nlohmann::json;
 std::string grammar_text(std::uint64_t seed, std::uint64_t stream, index_t bytes) {
   static const std::vector<std::string> subjects = {
       "the cat", "a dog", "my friend", "the old man", "a little bird", "the teacher", "her sister"};
-  static const std::vector<std::string> verbs = {"sees",    "likes",   "finds",  "follows",
-                                                 "carries", "paints",  "hides"};
-  static const std::vector<std::string> objects = {"the red ball", "a green hat", "the small boat",
-                                                   "an apple",     "the blue door", "a paper kite"};
-  static const std::vector<std::string> endings = {" in the garden.", " at night.", " again.",
-                                                   " every morning.", ".", " by the river."};
+  static const std::vector<std::string> verbs = {"sees",    "likes",  "finds", "follows",
+                                                 "carries", "paints", "hides"};
+  static const std::vector<std::string> objects = {
+      "the red ball", "a green hat", "the small boat", "an apple", "the blue door", "a paper kite"};
+  static const std::vector<std::string> endings = {
+      " in the garden.", " at night.", " again.", " every morning.", ".", " by the river."};
   std::string text;
   std::uint64_t i = 0;
   auto pick = [&](const std::vector<std::string>& v) -> const std::string& {
@@ -123,10 +123,10 @@ int main(int argc, char** argv) {
       val_text = grammar_text(seed, 1, 1 << 16);
     }
 
-    TransformerConfig config =
-        flavour == "gpt2" ? TransformerConfig::gpt2(256, context, d_model, layers, heads)
-                          : TransformerConfig::llama(256, context, d_model, layers, heads,
-                                                     heads % 2 == 0 ? heads / 2 : heads);
+    TransformerConfig config = flavour == "gpt2"
+                                   ? TransformerConfig::gpt2(256, context, d_model, layers, heads)
+                                   : TransformerConfig::llama(256, context, d_model, layers, heads,
+                                                              heads % 2 == 0 ? heads / 2 : heads);
     TransformerLM<Cpu, float> model(config, seed);
     LmTrainerOptions options;
     options.adamw.weight_decay = 0.1;

@@ -11,7 +11,8 @@ namespace {
 
 Tensor<std::int32_t, Cpu> ids(index_t batch, index_t t, index_t vocab, std::uint64_t seed) {
   Tensor<std::int32_t, Cpu> x(Shape{batch, t});
-  for (index_t i = 0; i < x.size(); ++i) x.data()[i] = std::int32_t(random_bits(seed, 0, i) % vocab);
+  for (index_t i = 0; i < x.size(); ++i)
+    x.data()[i] = std::int32_t(random_bits(seed, 0, i) % vocab);
   return x;
 }
 

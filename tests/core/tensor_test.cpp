@@ -25,7 +25,8 @@ TEST_CASE("views reshape and slice without copying, and check their bounds", "[c
   auto s = v.slice(1, 3);
   REQUIRE(s.shape() == (Shape{2, 6}));
   REQUIRE(s.data()[0] == 6.0f);
-  REQUIRE_THROWS_WITH(v.reshape(Shape{5, 5}), Catch::Contains("[4, 6]") && Catch::Contains("[5, 5]"));
+  REQUIRE_THROWS_WITH(v.reshape(Shape{5, 5}),
+                      Catch::Contains("[4, 6]") && Catch::Contains("[5, 5]"));
   REQUIRE_THROWS_AS(v.slice(2, 5), nla::Error);
   TensorView<const float, Cpu> c = v;  // mutable converts to const
   REQUIRE(c.data() == v.data());

@@ -33,14 +33,16 @@ std::string slurp(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
-void write_text(nla::io::TemporaryFile const& f, const std::string& s) { f.write(s.data(), s.size()); }
+void write_text(nla::io::TemporaryFile const& f, const std::string& s) {
+  f.write(s.data(), s.size());
+}
 }  // namespace
 
 TEST_CASE("read_file reads whole files and names the file in errors", "[io]") {
   TempDir dir;
   const std::string p = dir.file("a.txt");
-  for (std::size_t size : {std::size_t{1}, std::size_t{65535}, std::size_t{65536}, std::size_t{65537},
-                           std::size_t{3 * 65536}, std::size_t{1000003}}) {
+  for (std::size_t size : {std::size_t{1}, std::size_t{65535}, std::size_t{65536},
+                           std::size_t{65537}, std::size_t{3 * 65536}, std::size_t{1000003}}) {
     std::string content(size, '\0');
     for (std::size_t i = 0; i < size; ++i) content[i] = static_cast<char>(i * 131 + i / 7);
     std::ofstream(p, std::ios::binary) << content;
@@ -91,18 +93,20 @@ TEST_CASE("write_file_atomically replaces a file or leaves it untouched", "[io]"
   fs::create_directory(target);
   std::ofstream(dir.file("sub/x")) << "x";
   CHECK_THROWS_WITH(
-      nla::io::write_file_atomically("op", "file", target, [](const auto& f) { write_text(f, "y"); }),
+      nla::io::write_file_atomically("op", "file", target,
+                                     [](const auto& f) { write_text(f, "y"); }),
       Contains("cannot rename temporary file '" + target + ".tmp.") && Contains("' over it: "));
   CHECK(!fs::exists(target + ".tmp." + std::to_string(::getpid())));
 
   // Missing directory.
-  CHECK_THROWS_WITH(nla::io::write_file_atomically("op", "file", dir.file("no/such/x"),
-                                                   [](const auto&) {}),
-                    Contains("cannot create temporary file") && Contains("No such file"));
+  CHECK_THROWS_WITH(
+      nla::io::write_file_atomically("op", "file", dir.file("no/such/x"), [](const auto&) {}),
+      Contains("cannot create temporary file") && Contains("No such file"));
   // Relative path in the current directory (directory sync of ".").
   const fs::path old = fs::current_path();
   fs::current_path(dir.path);
-  nla::io::write_file_atomically("op", "file", "rel.txt", [](const auto& f) { write_text(f, "r"); });
+  nla::io::write_file_atomically("op", "file", "rel.txt",
+                                 [](const auto& f) { write_text(f, "r"); });
   fs::current_path(old);
   CHECK(slurp(dir.file("rel.txt")) == "r");
 }

@@ -72,7 +72,8 @@ TEST_CASE("the streaming FVE baseline equals the two-pass value and 1 - |mu|^2/d
   REQUIRE(fraction_of_variance_explained(0.0, b) == 1.0);
   std::vector<float> mean_f(mu.begin(), mu.end());
   double loose = 0;
-  for (std::size_t i = 0; i < n; ++i) loose += normalized_mse(mean_f.data(), v.data() + i * d, d) / double(n);
+  for (std::size_t i = 0; i < n; ++i)
+    loose += normalized_mse(mean_f.data(), v.data() + i * d, d) / double(n);
   REQUIRE(stream.baseline_against_normalized_mean() == Approx(loose).epsilon(1e-6));
   REQUIRE(stream.baseline_against_normalized_mean() >= stream.baseline());
   REQUIRE(fraction_of_variance_explained(loose, b) < 0);

@@ -57,7 +57,8 @@ TEST_CASE("whole-model gradients pass the finite-difference check through hooks"
       TensorD grads(Shape{lm.parameters().size()});
       copy(lm.backend(), grads.view(), ConstView<double, Cpu>(lm.parameters().grads()));
       const GradcheckOptions options{1e-6, 1e-8, 1e-5, 400};
-      gradcheck("parameters", lm.parameters().values().data(), grads.data(), grads.size(), loss, options);
+      gradcheck("parameters", lm.parameters().values().data(), grads.data(), grads.size(), loss,
+                options);
       gradcheck("injected", injected, dinjected, loss, options);
       gradcheck("steer", steer, dsteer, loss, options);
       // The replaced row has no gradient w.r.t. its original embedding.
@@ -66,7 +67,8 @@ TEST_CASE("whole-model gradients pass the finite-difference check through hooks"
   }
 }
 
-TEST_CASE("truncated forward returns the stream after k blocks, with its backward", "[nn][gradcheck]") {
+TEST_CASE("truncated forward returns the stream after k blocks, with its backward",
+          "[nn][gradcheck]") {
   for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
     DYNAMIC_SECTION(flavour_name(f)) {
       const auto config = tiny_config(f);
@@ -99,7 +101,8 @@ TEST_CASE("truncated forward returns the stream after k blocks, with its backwar
       const std::string later = f == Flavour::Gpt2 ? "transformer.h.1." : "model.layers.1.";
       for (const auto& info : p.infos())
         if (info.name.rfind(later, 0) == 0)
-          for (index_t i = 0; i < info.shape.size(); ++i) REQUIRE(grads.data()[info.offset + i] == 0.0);
+          for (index_t i = 0; i < info.shape.size(); ++i)
+            REQUIRE(grads.data()[info.offset + i] == 0.0);
     }
   }
 }
@@ -120,7 +123,8 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward", "[nn
         const index_t chunk = pos == 0 ? 4 : 1;
         Tensor<std::int32_t, Cpu> piece(Shape{batch, chunk});
         for (index_t b = 0; b < batch; ++b)
-          for (index_t i = 0; i < chunk; ++i) piece.data()[b * chunk + i] = tokens.data()[b * t + pos + i];
+          for (index_t i = 0; i < chunk; ++i)
+            piece.data()[b * chunk + i] = tokens.data()[b * t + pos + i];
         auto out = lm.forward(piece.view(), step, nullptr, &cache);
         for (index_t b = 0; b < batch; ++b)
           for (index_t i = 0; i < chunk; ++i)

@@ -19,7 +19,8 @@ TEST_CASE("gelu matches the tanh formula and its gradient", "[ops][gradcheck]") 
   loss();
   for (index_t i = 0; i < x.size(); ++i) {
     const double v = x.data()[i];
-    const double expect = 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+    const double expect =
+        0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
     REQUIRE(y.data()[i] == Approx(expect).epsilon(1e-12));
   }
   gelu_backward(cpu, dx.view(), r.view(), x.view());
@@ -42,7 +43,8 @@ TEST_CASE("silu and its gradient", "[ops][gradcheck]") {
 
 TEST_CASE("swiglu over a fused gate|up input", "[ops][gradcheck]") {
   Cpu cpu;
-  auto gu = random_tensor<double>(Shape{4, 2 * 6}, 5, 2.0), r = random_tensor<double>(Shape{4, 6}, 6);
+  auto gu = random_tensor<double>(Shape{4, 2 * 6}, 5, 2.0),
+       r = random_tensor<double>(Shape{4, 6}, 6);
   TensorD y(Shape{4, 6}), dgu(gu.shape());
   auto loss = [&] {
     swiglu_forward(cpu, y.view(), gu.view());

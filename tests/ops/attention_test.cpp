@@ -42,8 +42,7 @@ TensorD naive_attention(const TensorD& qkv, index_t batch, index_t t, AttentionH
 
 }  // namespace
 
-TEST_CASE("causal attention equals the loop definition (MHA, GQA, MQA, odd head sizes)",
-          "[ops]") {
+TEST_CASE("causal attention equals the loop definition (MHA, GQA, MQA, odd head sizes)", "[ops]") {
   Cpu cpu;
   const AttentionHeads configs[] = {{4, 4, 3}, {4, 2, 5}, {6, 1, 2}};
   for (const auto& h : configs) {
@@ -52,7 +51,8 @@ TEST_CASE("causal attention equals the loop definition (MHA, GQA, MQA, odd head 
     TensorD out(Shape{batch, t, h.heads * h.head_dim}), probs(Shape{batch, h.heads, t, t});
     self_attention_forward(cpu, out.view(), probs.view(), qkv.view(), h);
     const auto expect = naive_attention(qkv, batch, t, h);
-    for (index_t i = 0; i < out.size(); ++i) REQUIRE(out.data()[i] == Approx(expect.data()[i]).margin(1e-12));
+    for (index_t i = 0; i < out.size(); ++i)
+      REQUIRE(out.data()[i] == Approx(expect.data()[i]).margin(1e-12));
     // The saved probabilities are causal and normalised.
     for (index_t row = 0; row < batch * h.heads * t; ++row) {
       double sum = 0;
@@ -79,7 +79,8 @@ TEST_CASE("attention backward passes the finite-difference check", "[ops][gradch
       return dot(out, r);
     };
     loss();
-    self_attention_backward(cpu, dqkv.view(), dscores.view(), r.view(), probs.view(), qkv.view(), h);
+    self_attention_backward(cpu, dqkv.view(), dscores.view(), r.view(), probs.view(), qkv.view(),
+                            h);
     gradcheck("dqkv", qkv, dqkv, loss, {1e-6, 1e-7, 1e-5, 200});
   }
 }
@@ -96,12 +97,15 @@ TEST_CASE("cached attention over a KV cache equals the last rows of full attenti
   for (index_t b = 0; b < batch; ++b)
     for (index_t s = 0; s < t; ++s)
       for (index_t c = 0; c < kw; ++c) {
-        kc.data()[(b * capacity + s) * kw + c] = qkv.data()[(b * t + s) * w + h.heads * h.head_dim + c];
-        vc.data()[(b * capacity + s) * kw + c] = qkv.data()[(b * t + s) * w + h.heads * h.head_dim + kw + c];
+        kc.data()[(b * capacity + s) * kw + c] =
+            qkv.data()[(b * t + s) * w + h.heads * h.head_dim + c];
+        vc.data()[(b * capacity + s) * kw + c] =
+            qkv.data()[(b * t + s) * w + h.heads * h.head_dim + kw + c];
       }
   for (index_t b = 0; b < batch; ++b)
     for (index_t i = 0; i < tq; ++i)
-      for (index_t c = 0; c < w; ++c) q.data()[(b * tq + i) * w + c] = qkv.data()[(b * t + t - tq + i) * w + c];
+      for (index_t c = 0; c < w; ++c)
+        q.data()[(b * tq + i) * w + c] = qkv.data()[(b * t + t - tq + i) * w + c];
   TensorD out(Shape{batch, tq, h.heads * h.head_dim}), cprobs(Shape{batch, h.heads, tq, t});
   cached_attention_forward(cpu, out.view(), cprobs.view(), q.view(), kc.view(), vc.view(), t, h);
   const index_t width = h.heads * h.head_dim;
@@ -110,9 +114,9 @@ TEST_CASE("cached attention over a KV cache equals the last rows of full attenti
       for (index_t c = 0; c < width; ++c)
         REQUIRE(out.data()[(b * tq + i) * width + c] ==
                 Approx(full.data()[(b * t + t - tq + i) * width + c]).margin(1e-12));
-  REQUIRE_THROWS_AS(
-      cached_attention_forward(cpu, out.view(), cprobs.view(), q.view(), kc.view(), vc.view(), capacity + 1, h),
-      nla::Error);
+  REQUIRE_THROWS_AS(cached_attention_forward(cpu, out.view(), cprobs.view(), q.view(), kc.view(),
+                                             vc.view(), capacity + 1, h),
+                    nla::Error);
 }
 
 TEST_CASE("attention rejects head counts that do not group", "[ops][errors]") {

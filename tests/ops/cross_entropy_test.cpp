@@ -8,7 +8,8 @@
 using namespace nla;
 using namespace nla::testing;
 
-TEST_CASE("cross-entropy: weighted mean with an ignore index, gradient in place", "[ops][gradcheck]") {
+TEST_CASE("cross-entropy: weighted mean with an ignore index, gradient in place",
+          "[ops][gradcheck]") {
   Cpu cpu;
   const index_t n = 5, v = 7;
   auto logits = random_tensor<double>(Shape{n, v}, 1, 3.0);

@@ -8,7 +8,8 @@ using namespace nla::testing;
 
 TEST_CASE("embedding lookup, positional accumulate, scatter-add backward", "[ops][gradcheck]") {
   Cpu cpu;
-  auto table = random_tensor<double>(Shape{7, 5}, 1), pos_table = random_tensor<double>(Shape{4, 5}, 2);
+  auto table = random_tensor<double>(Shape{7, 5}, 1),
+       pos_table = random_tensor<double>(Shape{4, 5}, 2);
   Tensor<std::int32_t, Cpu> ids(Shape{6}), pos(Shape{6});
   const std::int32_t id_values[6] = {3, 0, 3, 6, 3, 1};  // repeats exercise the scatter-add
   for (int i = 0; i < 6; ++i) {

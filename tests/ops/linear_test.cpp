@@ -42,10 +42,11 @@ TEST_CASE("linear backward passes the finite-difference check", "[ops][gradcheck
 TEST_CASE("linear rejects mismatched shapes with a clear error", "[ops][errors]") {
   Cpu cpu;
   TensorD x(Shape{3, 5}), w(Shape{4, 6}), y(Shape{3, 4});
-  REQUIRE_THROWS_WITH(linear_forward(cpu, y.view(), x.view(), w.view(), TensorView<const double, Cpu>()),
-                      Catch::Contains("linear_forward") && Catch::Contains("[3, 5]") &&
-                          Catch::Contains("[4, 6]"));
+  REQUIRE_THROWS_WITH(
+      linear_forward(cpu, y.view(), x.view(), w.view(), TensorView<const double, Cpu>()),
+      Catch::Contains("linear_forward") && Catch::Contains("[3, 5]") && Catch::Contains("[4, 6]"));
   TensorD w2(Shape{4, 5}), bad_y(Shape{3, 3});
-  REQUIRE_THROWS_AS(linear_forward(cpu, bad_y.view(), x.view(), w2.view(), TensorView<const double, Cpu>()),
-                    nla::Error);
+  REQUIRE_THROWS_AS(
+      linear_forward(cpu, bad_y.view(), x.view(), w2.view(), TensorView<const double, Cpu>()),
+      nla::Error);
 }

@@ -17,7 +17,8 @@ TEST_CASE("layernorm output has zero mean and unit variance before the affine ma
   for (index_t r = 0; r < 4; ++r) {
     double m = 0, v = 0;
     for (index_t i = 0; i < 16; ++i) m += y.data()[r * 16 + i] / 16;
-    for (index_t i = 0; i < 16; ++i) v += (y.data()[r * 16 + i] - m) * (y.data()[r * 16 + i] - m) / 16;
+    for (index_t i = 0; i < 16; ++i)
+      v += (y.data()[r * 16 + i] - m) * (y.data()[r * 16 + i] - m) / 16;
     REQUIRE(m == Approx(0).margin(1e-12));
     REQUIRE(v == Approx(1).epsilon(1e-9));
   }
@@ -37,8 +38,8 @@ TEST_CASE("layernorm backward passes the finite-difference check", "[ops][gradch
   zero(cpu, dx.view());
   zero(cpu, dw.view());
   zero(cpu, db.view());
-  layernorm_backward(cpu, dx.view(), dw.view(), db.view(), r.view(), x.view(), w.view(), mean.view(),
-                     rstd.view());
+  layernorm_backward(cpu, dx.view(), dw.view(), db.view(), r.view(), x.view(), w.view(),
+                     mean.view(), rstd.view());
   gradcheck("dx", x, dx, loss);
   gradcheck("dweight", w, dw, loss);
   gradcheck("dbias", b, db, loss);

@@ -24,14 +24,17 @@ TEST_CASE("rope rotates pairs (i, i + h/2) by pos * theta^(-2i/h)", "[ops]") {
   const double angle = 5 * std::pow(10000.0, -2.0 * i / hd);
   const double x1 = original.data()[row * 14 + head * hd + i];
   const double x2 = original.data()[row * 14 + head * hd + i + half];
-  REQUIRE(x.data()[row * 14 + head * hd + i] == Approx(x1 * std::cos(angle) - x2 * std::sin(angle)));
-  REQUIRE(x.data()[row * 14 + head * hd + i + half] == Approx(x2 * std::cos(angle) + x1 * std::sin(angle)));
+  REQUIRE(x.data()[row * 14 + head * hd + i] ==
+          Approx(x1 * std::cos(angle) - x2 * std::sin(angle)));
+  REQUIRE(x.data()[row * 14 + head * hd + i + half] ==
+          Approx(x2 * std::cos(angle) + x1 * std::sin(angle)));
   for (index_t c = 0; c < 14; ++c) {
     if (c < 12) REQUIRE(x.data()[c] == Approx(original.data()[c]));  // position 0: identity
     REQUIRE(x.data()[row * 14 + 12] == original.data()[row * 14 + 12]);
   }
   rope_backward(cpu, x.view(), 2, pos.view(), table);  // inverse rotation
-  for (index_t k = 0; k < x.size(); ++k) REQUIRE(x.data()[k] == Approx(original.data()[k]).margin(1e-12));
+  for (index_t k = 0; k < x.size(); ++k)
+    REQUIRE(x.data()[k] == Approx(original.data()[k]).margin(1e-12));
 }
 
 TEST_CASE("rope backward passes the finite-difference check", "[ops][gradcheck]") {

@@ -147,7 +147,8 @@ TEST_CASE("GRPO teaches a language-model policy a target sequence (bandit)", "[r
     const auto samples = gen.generate(std::vector<std::vector<std::int32_t>>(n, {0}), so, gopt);
     std::vector<double> rewards;
     GrpoBatch b;
-    Tensor<std::int32_t, Cpu> tokens(Shape{index_t(n), index_t(len)}), targets(Shape{index_t(n * len)});
+    Tensor<std::int32_t, Cpu> tokens(Shape{index_t(n), index_t(len)}),
+        targets(Shape{index_t(n * len)});
     for (std::size_t i = 0; i < n; ++i) {
       rewards.push_back(reward_of(samples[i].tokens));
       for (std::size_t t = 0; t < len; ++t) {
@@ -172,7 +173,8 @@ TEST_CASE("GRPO teaches a language-model policy a target sequence (bandit)", "[r
       b.logp.clear();
       for (std::size_t k = 0; k < n * len; ++k) b.logp.push_back(-acts.row_loss.data()[k]);
       if (epoch == 0)  // sampling-time and teacher-forced log-probabilities agree
-        for (std::size_t k = 0; k < n * len; ++k) REQUIRE(b.logp[k] == Approx(b.old_logp[k]).margin(1e-4));
+        for (std::size_t k = 0; k < n * len; ++k)
+          REQUIRE(b.logp[k] == Approx(b.old_logp[k]).margin(1e-4));
       const auto l = grpo_loss(b, go);
       std::vector<float> dloss(l.dlogp.size());
       for (std::size_t k = 0; k < dloss.size(); ++k) dloss[k] = float(-l.dlogp[k]);

@@ -144,8 +144,8 @@ TEST_CASE("KV-cache sampling equals full-forward sampling for the same seed", "[
     // A different seed gives a different sample.
     cached.seed = 43;
     const auto c = gen.generate(prompts, o, cached);
-    REQUIRE((c[0].tokens != a[0].tokens || c[1].tokens != a[1].tokens ||
-             c[2].tokens != a[2].tokens));
+    REQUIRE(
+        (c[0].tokens != a[0].tokens || c[1].tokens != a[1].tokens || c[2].tokens != a[2].tokens));
   }
 }
 

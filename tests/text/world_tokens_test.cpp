@@ -22,7 +22,8 @@ TEST_CASE("world documents tokenize with marked positions on token boundaries", 
     for (std::size_t m = 0; m < doc.marked.size(); ++m) {
       // Tokens 1..marked decode to exactly the prefix the position describes.
       const auto k = std::size_t(td.marked[m]);
-      REQUIRE(tokenizer.decode(td.tokens.data() + 1, k) == std::string(doc.prefix(doc.marked[m].offset)));
+      REQUIRE(tokenizer.decode(td.tokens.data() + 1, k) ==
+              std::string(doc.prefix(doc.marked[m].offset)));
     }
   }
 }

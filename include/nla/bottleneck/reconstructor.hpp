@@ -26,11 +26,11 @@ namespace nla {
 template <class T, class B>
 struct ReconstructorCache {
   LmActivations<T, B> lm;
-  std::vector<index_t> read;     // [batch] position read in each sequence
-  Tensor<T, B> hidden, pred;     // [batch, d]
-  Tensor<T, B> dpred, dhidden;   // [batch, d]
-  Tensor<T, B> dstream;          // [batch, t, d]
-  std::vector<double> row_mse;   // [batch] 2 (1 - cos) of the last loss()
+  std::vector<index_t> read;    // [batch] position read in each sequence
+  Tensor<T, B> hidden, pred;    // [batch, d]
+  Tensor<T, B> dpred, dhidden;  // [batch, d]
+  Tensor<T, B> dstream;         // [batch, t, d]
+  std::vector<double> row_mse;  // [batch] 2 (1 - cos) of the last loss()
 };
 
 template <class B, class T>
@@ -68,18 +68,17 @@ class Reconstructor {
     const char* op = "Reconstructor::forward";
     check_rank(tokens, 2, op, "tokens");
     const index_t batch = tokens.shape()[0], t = tokens.shape()[1], d = dim();
-    NLA_CHECK(index_t(read.size()) == batch, op, "{} read positions for {} sequences",
-              read.size(), batch);
+    NLA_CHECK(index_t(read.size()) == batch, op, "{} read positions for {} sequences", read.size(),
+              batch);
     for (index_t b = 0; b < batch; ++b)
-      NLA_CHECK(read[b] >= 0 && read[b] < t, op, "read[{}] = {} is outside [0, {})", b, read[b],
-                t);
+      NLA_CHECK(read[b] >= 0 && read[b] < t, op, "read[{}] = {} is outside [0, {})", b, read[b], t);
     c.read = read;
     auto stream = lm_.forward_stream(tokens, blocks(), c.lm);
     c.hidden.resize(Shape{batch, d});
     c.pred.resize(Shape{batch, d});
     for (index_t b = 0; b < batch; ++b)
-      copy_rows(lm_.backend(), c.hidden.data() + b * d, d, stream.data() + (b * t + read[b]) * d,
-                d, 1, d);
+      copy_rows(lm_.backend(), c.hidden.data() + b * d, d, stream.data() + (b * t + read[b]) * d, d,
+                1, d);
     head_.forward(lm_.backend(), head_params_, c.pred.view(), c.hidden.view());
     return c.pred.view();
   }
@@ -125,8 +124,7 @@ class Reconstructor {
   void backward(Cache& c) {
     const index_t batch = c.pred.shape()[0], d = dim(), t = c.lm.time;
     c.dhidden.resize(Shape{batch, d});
-    head_.backward(lm_.backend(), head_params_, c.dhidden.view(), c.dpred.view(),
-                   c.hidden.view());
+    head_.backward(lm_.backend(), head_params_, c.dhidden.view(), c.dpred.view(), c.hidden.view());
     c.dstream.resize(Shape{batch, t, d});
     zero(lm_.backend(), c.dstream.view());
     for (index_t b = 0; b < batch; ++b)

@@ -43,8 +43,10 @@ class Verbalizer {
     NLA_CHECK(injection_scale > 0 && std::isfinite(injection_scale), op,
               "injection_scale {} must be positive", injection_scale);
     const index_t v = target.config().vocab_size, d = target.config().d_model;
-    for (auto t : prompt_.prefix) NLA_CHECK(t >= 0 && t < v, op, "prompt token {} is outside the vocabulary", t);
-    for (auto t : prompt_.suffix) NLA_CHECK(t >= 0 && t < v, op, "prompt token {} is outside the vocabulary", t);
+    for (auto t : prompt_.prefix)
+      NLA_CHECK(t >= 0 && t < v, op, "prompt token {} is outside the vocabulary", t);
+    for (auto t : prompt_.suffix)
+      NLA_CHECK(t >= 0 && t < v, op, "prompt token {} is outside the vocabulary", t);
     auto& mine = lm_.parameters();
     const auto& theirs = target.parameters();
     for (int id = 0; id < mine.count(); ++id) {

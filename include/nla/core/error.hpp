@@ -32,8 +32,8 @@ template <class... Args>
 
 // NLA_CHECK(cond, "op", "format {}", args...): throws nla::Error("op: message")
 // when cond is false. The message is only formatted on failure.
-#define NLA_CHECK(cond, op, ...)                      \
-  do {                                                \
+#define NLA_CHECK(cond, op, ...)                              \
+  do {                                                        \
     if (!(cond)) ::nla::detail::throw_error(op, __VA_ARGS__); \
   } while (false)
 

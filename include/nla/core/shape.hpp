@@ -18,8 +18,8 @@ class Shape {
 
   Shape() = default;
   Shape(std::initializer_list<index_t> dims) {
-    NLA_CHECK(dims.size() >= 1 && dims.size() <= kMaxRank, "Shape",
-              "rank must be 1..{}, got {}", kMaxRank, dims.size());
+    NLA_CHECK(dims.size() >= 1 && dims.size() <= kMaxRank, "Shape", "rank must be 1..{}, got {}",
+              kMaxRank, dims.size());
     for (index_t d : dims) {
       NLA_CHECK(d >= 0, "Shape", "dimension {} is negative", d);
       dims_[rank_++] = d;
@@ -35,7 +35,9 @@ class Shape {
   }
   // Product of all dimensions but the last: the number of rows when the
   // tensor is read as a matrix [rows, cols].
-  index_t rows() const { return rank_ == 0 ? 0 : size() / (dims_[rank_ - 1] ? dims_[rank_ - 1] : 1); }
+  index_t rows() const {
+    return rank_ == 0 ? 0 : size() / (dims_[rank_ - 1] ? dims_[rank_ - 1] : 1);
+  }
   index_t cols() const { return rank_ == 0 ? 0 : dims_[rank_ - 1]; }
 
   bool operator==(const Shape& o) const {

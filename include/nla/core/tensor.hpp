@@ -51,10 +51,14 @@ class TensorView {
  private:
   static Shape with_first(const Shape& s, index_t n) {
     switch (s.rank()) {
-      case 1: return Shape{n};
-      case 2: return Shape{n, s[1]};
-      case 3: return Shape{n, s[1], s[2]};
-      default: return Shape{n, s[1], s[2], s[3]};
+      case 1:
+        return Shape{n};
+      case 2:
+        return Shape{n, s[1]};
+      case 3:
+        return Shape{n, s[1], s[2]};
+      default:
+        return Shape{n, s[1], s[2], s[3]};
     }
   }
 
@@ -129,8 +133,8 @@ namespace nla {
 // flattened): checks the matrix shape only.
 template <class View>
 void check_matrix(const View& v, index_t rows, index_t cols, const char* op, const char* arg) {
-  NLA_CHECK(v.rows() == rows && v.cols() == cols, op, "{} has shape {}, expected {} rows of {}", arg,
-            v.shape(), rows, cols);
+  NLA_CHECK(v.rows() == rows && v.cols() == cols, op, "{} has shape {}, expected {} rows of {}",
+            arg, v.shape(), rows, cols);
 }
 
 }  // namespace nla

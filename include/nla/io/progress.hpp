@@ -26,8 +26,12 @@ class Progress {
 
   // total: number of steps; units: what `work` counts (e.g. "tok").
   Progress(long total, std::string units, double min_interval_s = 0.5)
-      : total_(total), units_(std::move(units)), interval_(min_interval_s),
-        tty_(isatty(fileno(stderr))), start_(Clock::now()), last_(start_) {}
+      : total_(total),
+        units_(std::move(units)),
+        interval_(min_interval_s),
+        tty_(isatty(fileno(stderr))),
+        start_(Clock::now()),
+        last_(start_) {}
 
   double elapsed() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
@@ -40,10 +44,10 @@ class Progress {
     last_ = now;
     const double t = elapsed(), rate = t > 0 ? work / t : 0.0;
     const double eta = done > 0 ? t * double(total_ - done) / double(done) : 0.0;
-    const std::string line = fmt::format(
-        "step {}/{} {:3.0f}% | {} | {} {}/s | {} elapsed, ETA {}", done, total_,
-        100.0 * double(done) / double(total_ > 0 ? total_ : 1), extra, human(rate), units_,
-        format_duration(t), format_duration(eta));
+    const std::string line =
+        fmt::format("step {}/{} {:3.0f}% | {} | {} {}/s | {} elapsed, ETA {}", done, total_,
+                    100.0 * double(done) / double(total_ > 0 ? total_ : 1), extra, human(rate),
+                    units_, format_duration(t), format_duration(eta));
     std::fprintf(stderr, tty_ ? "\r\033[K%s" : "%s\n", line.c_str());
     if (tty_ && done >= total_) std::fputc('\n', stderr);
     std::fflush(stderr);
@@ -51,8 +55,9 @@ class Progress {
 
  private:
   static std::string human(double x) {
-    return x >= 1e6 ? fmt::format("{:.2f}M", x / 1e6)
-                    : x >= 1e3 ? fmt::format("{:.1f}k", x / 1e3) : fmt::format("{:.0f}", x);
+    return x >= 1e6   ? fmt::format("{:.2f}M", x / 1e6)
+           : x >= 1e3 ? fmt::format("{:.1f}k", x / 1e3)
+                      : fmt::format("{:.0f}", x);
   }
 
   long total_;

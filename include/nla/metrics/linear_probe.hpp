@@ -50,7 +50,8 @@ class LinearProbe {
       }
     for (auto& m : p.mean_) m /= double(n);
     for (std::size_t i = 0; i < n; ++i)
-      for (std::size_t j = 0; j < d; ++j) p.inv_std_[j] += (x(i, j) - p.mean_[j]) * (x(i, j) - p.mean_[j]);
+      for (std::size_t j = 0; j < d; ++j)
+        p.inv_std_[j] += (x(i, j) - p.mean_[j]) * (x(i, j) - p.mean_[j]);
     for (auto& s : p.inv_std_) s = 1.0 / std::sqrt(s / double(n) + 1e-8);
 
     // Standardised copy, then Adam on [W | b].
@@ -72,7 +73,8 @@ class LinearProbe {
         }
       }
       for (std::size_t c = 0; c < k; ++c)
-        for (std::size_t j = 0; j < d; ++j) grad[c * (d + 1) + j] += o.l2 * p.weights_[c * (d + 1) + j];
+        for (std::size_t j = 0; j < d; ++j)
+          grad[c * (d + 1) + j] += o.l2 * p.weights_[c * (d + 1) + j];
       const double bc1 = 1 - std::pow(0.9, it), bc2 = 1 - std::pow(0.999, it);
       for (std::size_t q = 0; q < w_size; ++q) {
         m[q] = 0.9 * m[q] + 0.1 * grad[q];

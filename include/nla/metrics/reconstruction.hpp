@@ -27,7 +27,8 @@ inline double squared_norm(const float* x, std::size_t d) {
 // Plain mean squared error (1/d) ||p - g||^2, no normalisation.
 inline double mean_squared_error(const float* p, const float* g, std::size_t d) {
   double s = 0;
-  for (std::size_t j = 0; j < d; ++j) s += (double(p[j]) - double(g[j])) * (double(p[j]) - double(g[j]));
+  for (std::size_t j = 0; j < d; ++j)
+    s += (double(p[j]) - double(g[j])) * (double(p[j]) - double(g[j]));
   return s / double(d);
 }
 

@@ -76,7 +76,8 @@ class Attention {
     cache.qkv.resize(Shape{batch, t, w});
     cache.heads.resize(Shape{batch, t, heads_.heads * hd});
     qkv_.forward(backend, p, cache.qkv.view(), x);
-    if (rotary_) rope_forward(backend, cache.qkv.view(), heads_.heads + heads_.kv_heads, positions, *rope);
+    if (rotary_)
+      rope_forward(backend, cache.qkv.view(), heads_.heads + heads_.kv_heads, positions, *rope);
     if (kv) {
       const index_t past = kv->length, tk = past + t;
       NLA_CHECK(kv->batch == batch && tk <= kv->capacity, "Attention::forward",
@@ -112,7 +113,8 @@ class Attention {
     out_.backward(backend, p, s.dheads.view(), dy, cache.heads.view());
     self_attention_backward(backend, s.dqkv.view(), s.dscores.view(), s.dheads.view(),
                             cache.probs.view(), cache.qkv.view(), heads_);
-    if (rotary_) rope_backward(backend, s.dqkv.view(), heads_.heads + heads_.kv_heads, positions, *rope);
+    if (rotary_)
+      rope_backward(backend, s.dqkv.view(), heads_.heads + heads_.kv_heads, positions, *rope);
     qkv_.backward(backend, p, dx, s.dqkv.view(), x);
   }
 

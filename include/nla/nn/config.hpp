@@ -13,7 +13,9 @@ namespace nla {
 
 enum class Flavour { Gpt2, Llama };
 
-inline const char* flavour_name(Flavour f) { return f == Flavour::Gpt2 ? "gpt2" : "llama"; }
+inline const char* flavour_name(Flavour f) {
+  return f == Flavour::Gpt2 ? "gpt2" : "llama";
+}
 inline Flavour parse_flavour(const std::string& s) {
   if (s == "gpt2") return Flavour::Gpt2;
   if (s == "llama") return Flavour::Llama;

@@ -46,8 +46,8 @@ void check_hook(B& backend, const StreamHook<T, B>& h, index_t n, index_t d, ind
   NLA_CHECK(h.grad.empty() || h.grad.shape() == h.values.shape(), op,
             "grad has shape {}, expected {}", h.grad.shape(), h.values.shape());
   for (std::size_t i = 0; i < h.rows.size(); ++i)
-    NLA_CHECK(h.rows[i] >= 0 && h.rows[i] < n, op, "rows[{}] = {} is outside [0, {})", i,
-              h.rows[i], n);
+    NLA_CHECK(h.rows[i] >= 0 && h.rows[i] < n, op, "rows[{}] = {} is outside [0, {})", i, h.rows[i],
+              n);
   if (h.action != HookAction::Read) check_finite(backend, h.values, op, "values");
 }
 
@@ -65,9 +65,15 @@ void apply_hooks_forward(B& backend, const Hooks<T, B>* hooks, index_t index,
       T* row = stream.data() + h.rows[i] * d;
       T* value = h.values.data() + static_cast<index_t>(i) * d;
       switch (h.action) {
-        case HookAction::Read: copy_rows(backend, value, d, row, d, 1, d); break;
-        case HookAction::Add: axpy(backend, row, value, d, T(1)); break;
-        case HookAction::Replace: copy_rows(backend, row, d, value, d, 1, d); break;
+        case HookAction::Read:
+          copy_rows(backend, value, d, row, d, 1, d);
+          break;
+        case HookAction::Add:
+          axpy(backend, row, value, d, T(1));
+          break;
+        case HookAction::Replace:
+          copy_rows(backend, row, d, value, d, 1, d);
+          break;
       }
     }
   }

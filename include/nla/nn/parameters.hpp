@@ -64,7 +64,9 @@ class ParameterSet {
 
   // A view spanning tensors first..last (adjacent by construction), read as
   // [sum of first axes, trailing axes of first].
-  TensorView<const T, B> span(int first, int last) const { return span_of(values_.data(), first, last); }
+  TensorView<const T, B> span(int first, int last) const {
+    return span_of(values_.data(), first, last);
+  }
   TensorView<T, B> grad_span(int first, int last) { return span_of(grads_.data(), first, last); }
 
   TensorView<T, B> values() { return values_.view(); }

@@ -25,7 +25,7 @@ struct BlockCache {
 // Buffers reused by every block's backward pass (one set per model).
 template <class T, class B>
 struct BlockScratch {
-  Tensor<T, B> branch;   // [n, d] a branch output (forward) / d(normed) (backward)
+  Tensor<T, B> branch;  // [n, d] a branch output (forward) / d(normed) (backward)
   AttentionScratch<T, B> attention;
   MlpScratch<T, B> mlp;
 };

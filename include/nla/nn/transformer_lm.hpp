@@ -39,9 +39,9 @@ struct LmActivations {
   std::vector<BlockCache<T, B>> blocks;
   Tensor<T, B> final_normed;  // [batch, t, d]
   NormCache<T, B> final_norm;
-  Tensor<T, B> logits;                    // [batch, t, vocab]; dlogits after backward
+  Tensor<T, B> logits;                         // [batch, t, vocab]; dlogits after backward
   Tensor<accum_t<T>, B> row_loss, lse, dloss;  // [batch * t]
-  Tensor<T, B> dresidual;                 // [batch, t, d]
+  Tensor<T, B> dresidual;                      // [batch, t, d]
 };
 
 template <class B, class T>
@@ -62,9 +62,8 @@ class TransformerLM {
     for (index_t l = 0; l < c.n_layers; ++l) blocks_.emplace_back(params_, c, l);
     final_norm_ = Norm<B, T>(params_, gpt2 ? "transformer.ln_f" : "model.norm", c.d_model,
                              gpt2 ? NormKind::LayerNorm : NormKind::RmsNorm, c.norm_eps);
-    head_ = c.tied_embeddings
-                ? token_embedding_
-                : params_.add("lm_head.weight", Shape{c.vocab_size, c.d_model}, true);
+    head_ = c.tied_embeddings ? token_embedding_
+                              : params_.add("lm_head.weight", Shape{c.vocab_size, c.d_model}, true);
     params_.allocate();
     if (!gpt2) rope_ = RopeTable<T, B>(backend_, c.context_length, c.head_dim(), c.rope_theta);
     initialize(seed);
@@ -90,7 +89,8 @@ class TransformerLM {
     for (int id = 0; id < params_.count(); ++id) {
       const ParameterInfo& info = params_.info(id);
       auto v = params_.value(id);
-      const bool is_bias = info.name.size() > 5 && info.name.substr(info.name.size() - 5) == ".bias";
+      const bool is_bias =
+          info.name.size() > 5 && info.name.substr(info.name.size() - 5) == ".bias";
       if (is_bias) {
         fill(backend_, v, T(0));
       } else if (info.shape.rank() == 1) {
@@ -119,8 +119,8 @@ class TransformerLM {
     check_rank(tokens, 2, op, "tokens");
     const index_t batch = tokens.shape()[0], t = tokens.shape()[1], n = batch * t;
     const index_t past = kv ? kv->length : 0, d = config_.d_model;
-    NLA_CHECK(n_blocks >= 0 && n_blocks <= config_.n_layers, op,
-              "n_blocks {} is outside [0, {}]", n_blocks, config_.n_layers);
+    NLA_CHECK(n_blocks >= 0 && n_blocks <= config_.n_layers, op, "n_blocks {} is outside [0, {}]",
+              n_blocks, config_.n_layers);
     NLA_CHECK(t >= 1 && past + t <= config_.context_length, op,
               "tokens {} reach position {}, beyond context_length {}", tokens.shape(), past + t,
               config_.context_length);
@@ -189,10 +189,10 @@ class TransformerLM {
     a.lse.resize(Shape{n});
     a.dloss.resize(Shape{n});
     copy(backend_, a.targets.view(), targets.reshape(Shape{n}));
-    const double mean = cross_entropy_forward<T>(
-        backend_, a.row_loss.view(), a.lse.view(),
-        a.logits.view().reshape(Shape{n, config_.vocab_size}), a.targets.view(), weights,
-        ignore_index, a.dloss.view());
+    const double mean =
+        cross_entropy_forward<T>(backend_, a.row_loss.view(), a.lse.view(),
+                                 a.logits.view().reshape(Shape{n, config_.vocab_size}),
+                                 a.targets.view(), weights, ignore_index, a.dloss.view());
     NLA_CHECK(std::isfinite(mean), op, "loss is {} (non-finite logits or weights)", mean);
     ignore_index_ = ignore_index;
     a.has_loss = true;
@@ -245,7 +245,8 @@ class TransformerLM {
   KvCache<T, B> make_kv_cache(index_t batch, index_t capacity) const {
     NLA_CHECK(capacity <= config_.context_length, "TransformerLM::make_kv_cache",
               "capacity {} exceeds context_length {}", capacity, config_.context_length);
-    return KvCache<T, B>(config_.n_layers, batch, capacity, config_.kv_heads() * config_.head_dim());
+    return KvCache<T, B>(config_.n_layers, batch, capacity,
+                         config_.kv_heads() * config_.head_dim());
   }
 
  private:

@@ -72,8 +72,8 @@ void self_attention_backward(B& backend, TensorView<T, B> dqkv, TensorView<T, B>
 // Queries from qkv ([batch, tq, qkv_width]); keys and values from the cache.
 template <class T, class B>
 void cached_attention_forward(B& backend, TensorView<T, B> out, TensorView<T, B> probs,
-                              ConstView<T, B> qkv, ConstView<T, B> k_cache,
-                              ConstView<T, B> v_cache, index_t tk, AttentionHeads h) {
+                              ConstView<T, B> qkv, ConstView<T, B> k_cache, ConstView<T, B> v_cache,
+                              index_t tk, AttentionHeads h) {
   const char* op = "cached_attention_forward";
   detail::check_heads(h, op);
   check_rank(qkv, 3, op, "qkv");
@@ -86,8 +86,8 @@ void cached_attention_forward(B& backend, TensorView<T, B> out, TensorView<T, B>
   NLA_CHECK(tq <= tk && tk <= max_t, op, "{} queries over {} cached keys (capacity {})", tq, tk,
             max_t);
   check_shape(out, Shape{batch, tq, h.heads * hd}, op, "out");
-  NLA_CHECK(probs.size() >= batch * h.heads * tq * tk, op, "probs holds {}, needs {}",
-            probs.size(), batch * h.heads * tq * tk);
+  NLA_CHECK(probs.size() >= batch * h.heads * tq * tk, op, "probs holds {}, needs {}", probs.size(),
+            batch * h.heads * tq * tk);
   attention_forward(backend, out.data(), probs.data(), HeadLayout<const T>{qkv.data(), tq * w, w},
                     HeadLayout<const T>{k_cache.data(), max_t * kw, kw},
                     HeadLayout<const T>{v_cache.data(), max_t * kw, kw}, batch, tq, tk, h.heads,

@@ -47,7 +47,9 @@ double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
                         vocab, ignore_index);
   const auto loss = to_host(backend, ConstView<A, B>(row_loss));
   const auto weight = to_host(backend, weights);
-  auto w = [&](index_t r) { return target[r] == ignore_index ? 0.0 : weights.empty() ? 1.0 : double(weight[r]); };
+  auto w = [&](index_t r) {
+    return target[r] == ignore_index ? 0.0 : weights.empty() ? 1.0 : double(weight[r]);
+  };
   double total = 0, wsum = 0;
   for (index_t r = 0; r < n; ++r) {
     total += w(r) == 0 ? 0.0 : w(r) * double(loss[r]);
@@ -75,8 +77,8 @@ void cross_entropy_backward(B& backend, TensorView<T, B> logits, ConstView<accum
                             std::int32_t ignore_index) {
   const index_t n = logits.rows();
   NLA_CHECK(dloss.size() >= n && lse.size() >= n && targets.size() == n, "cross_entropy_backward",
-            "dloss/lse/targets hold {}/{}/{} for {} rows", dloss.size(), lse.size(),
-            targets.size(), n);
+            "dloss/lse/targets hold {}/{}/{} for {} rows", dloss.size(), lse.size(), targets.size(),
+            n);
   cross_entropy_backward(backend, logits.data(), dloss.data(), lse.data(), targets.data(), n,
                          logits.cols(), ignore_index);
 }

@@ -19,8 +19,8 @@ void layernorm_forward(B& backend, TensorView<T, B> y, TensorView<accum_t<T>, B>
   check_matrix(y, rows, d, op, "y");
   check_shape(weight, Shape{d}, op, "weight");
   check_shape(bias, Shape{d}, op, "bias");
-  NLA_CHECK(mean.size() >= rows && rstd.size() >= rows, op,
-            "mean/rstd hold {}/{} rows, need {}", mean.size(), rstd.size(), rows);
+  NLA_CHECK(mean.size() >= rows && rstd.size() >= rows, op, "mean/rstd hold {}/{} rows, need {}",
+            mean.size(), rstd.size(), rows);
   layernorm_forward(backend, y.data(), mean.data(), rstd.data(), x.data(), weight.data(),
                     bias.data(), rows, d, eps);
 }
@@ -52,9 +52,8 @@ void rmsnorm_forward(B& backend, TensorView<T, B> y, TensorView<accum_t<T>, B> r
 }
 
 template <class T, class B>
-void rmsnorm_backward(B& backend, TensorView<T, B> dx, TensorView<T, B> dweight,
-                      ConstView<T, B> dy, ConstView<T, B> x, ConstView<T, B> weight,
-                      ConstView<accum_t<T>, B> rstd) {
+void rmsnorm_backward(B& backend, TensorView<T, B> dx, TensorView<T, B> dweight, ConstView<T, B> dy,
+                      ConstView<T, B> x, ConstView<T, B> weight, ConstView<accum_t<T>, B> rstd) {
   const char* op = "rmsnorm_backward";
   const index_t rows = x.rows(), d = x.cols();
   check_matrix(dx, rows, d, op, "dx");

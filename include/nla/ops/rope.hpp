@@ -7,8 +7,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include "nla/core/scalar.hpp"
 #include "nla/core/host.hpp"
+#include "nla/core/scalar.hpp"
 
 namespace nla {
 
@@ -43,8 +43,9 @@ class RopeTable {
 // x: [n, row_stride]; rotates `heads` heads of head_dim at the start of each
 // row; positions: [n]
 template <class T, class B>
-void rope_forward(B& backend, TensorView<T, B> x, index_t heads, ConstView<std::int32_t, B> positions,
-                  const RopeTable<T, B>& table, bool inverse = false) {
+void rope_forward(B& backend, TensorView<T, B> x, index_t heads,
+                  ConstView<std::int32_t, B> positions, const RopeTable<T, B>& table,
+                  bool inverse = false) {
   const char* op = inverse ? "rope_backward" : "rope_forward";
   const index_t n = x.rows(), hd = table.head_dim();
   NLA_CHECK(heads * hd <= x.cols(), op, "{} heads of {} do not fit rows of {}", heads, hd,

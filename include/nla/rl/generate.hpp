@@ -76,8 +76,8 @@ class Generator {
     }
     const index_t longest = max_len + sampling.max_new_tokens - 1;
     NLA_CHECK(longest <= c.context_length, op,
-              "the longest prompt ({}) plus max_new_tokens ({}) exceeds context_length {}",
-              max_len, sampling.max_new_tokens, c.context_length);
+              "the longest prompt ({}) plus max_new_tokens ({}) exceeds context_length {}", max_len,
+              sampling.max_new_tokens, c.context_length);
 
     std::vector<Generation> out(batch);
     std::vector<std::vector<std::int32_t>> text(prompts);  // prompt + generated so far
@@ -113,7 +113,8 @@ class Generator {
         const T* row = host_logits.data() + (b * t + t - 1) * c.vocab_size;
         sampling_distribution(row, c.vocab_size, sampling, probs_, model_log_probs_, order_);
         Generation& g = out[b];
-        const std::uint64_t stream = options.streams.empty() ? std::uint64_t(b) : options.streams[b];
+        const std::uint64_t stream =
+            options.streams.empty() ? std::uint64_t(b) : options.streams[b];
         const std::int32_t token =
             draw_token(probs_, random_uniform(options.seed, stream, g.tokens.size()));
         g.tokens.push_back(token);

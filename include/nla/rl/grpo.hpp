@@ -82,10 +82,10 @@ struct GrpoBatch {
 
 struct GrpoLoss {
   double loss = 0;
-  std::vector<double> dlogp;   // d loss / d logp per token
-  double clip_fraction = 0;    // tokens whose gradient the clip removed
-  double kl = 0;               // mean KL estimate per token
-  double entropy_estimate = 0; // mean -logp of the sampled tokens (a Monte Carlo entropy)
+  std::vector<double> dlogp;    // d loss / d logp per token
+  double clip_fraction = 0;     // tokens whose gradient the clip removed
+  double kl = 0;                // mean KL estimate per token
+  double entropy_estimate = 0;  // mean -logp of the sampled tokens (a Monte Carlo entropy)
   double mean_ratio = 0;
 };
 
@@ -97,8 +97,7 @@ inline GrpoLoss grpo_loss(const GrpoBatch& b, const GrpoOptions& o) {
             "offsets ({} entries, last {}) do not cover {} tokens of {} sequences",
             b.offsets.size(), b.offsets.empty() ? 0 : b.offsets.back(), n, n_seq);
   NLA_CHECK(b.old_logp.size() == n && b.ref_logp.size() == n, op,
-            "logp/old_logp/ref_logp have {}/{}/{} tokens", n, b.old_logp.size(),
-            b.ref_logp.size());
+            "logp/old_logp/ref_logp have {}/{}/{} tokens", n, b.old_logp.size(), b.ref_logp.size());
   GrpoLoss r;
   r.dlogp.assign(n, 0.0);
   std::size_t clipped = 0;
@@ -113,9 +112,9 @@ inline GrpoLoss grpo_loss(const GrpoBatch& b, const GrpoOptions& o) {
                          : 1.0 / (double(n_seq) * o.constant_normalizer);
     const double a = b.advantages[i];
     for (std::size_t t = first; t < last; ++t) {
-      NLA_CHECK(std::isfinite(b.logp[t]) && std::isfinite(b.old_logp[t]) &&
-                    std::isfinite(b.ref_logp[t]),
-                op, "token {} has a non-finite log-probability", t);
+      NLA_CHECK(
+          std::isfinite(b.logp[t]) && std::isfinite(b.old_logp[t]) && std::isfinite(b.ref_logp[t]),
+          op, "token {} has a non-finite log-probability", t);
       const double rho = std::exp(b.logp[t] - b.old_logp[t]);
       const double clipped_rho = std::clamp(rho, 1 - o.clip_low, 1 + o.clip_high);
       const double unclipped = rho * a, clip_term = clipped_rho * a;
@@ -125,9 +124,15 @@ inline GrpoLoss grpo_loss(const GrpoBatch& b, const GrpoOptions& o) {
       const double delta = b.ref_logp[t] - b.logp[t];
       double kl = 0, dkl = 0;
       switch (o.kl) {
-        case KlEstimator::K1: kl = -delta, dkl = 1; break;
-        case KlEstimator::K2: kl = 0.5 * delta * delta, dkl = -delta; break;
-        case KlEstimator::K3: kl = std::exp(delta) - delta - 1, dkl = 1 - std::exp(delta); break;
+        case KlEstimator::K1:
+          kl = -delta, dkl = 1;
+          break;
+        case KlEstimator::K2:
+          kl = 0.5 * delta * delta, dkl = -delta;
+          break;
+        case KlEstimator::K3:
+          kl = std::exp(delta) - delta - 1, dkl = 1 - std::exp(delta);
+          break;
       }
       r.loss -= w * (s - o.kl_coef * kl);
       r.dlogp[t] = -w * (ds - o.kl_coef * dkl);

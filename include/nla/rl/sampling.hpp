@@ -68,7 +68,8 @@ void sampling_distribution(const T* logits, index_t vocab, const SamplingOptions
     return;
   }
   double tsum = 0;
-  for (index_t i = 0; i < vocab; ++i) tsum += probs[i] = std::exp((double(logits[i]) - max) / o.temperature);
+  for (index_t i = 0; i < vocab; ++i)
+    tsum += probs[i] = std::exp((double(logits[i]) - max) / o.temperature);
   for (auto& p : probs) p /= tsum;
   const bool top_k = o.top_k > 0 && o.top_k < vocab;
   if (!top_k && o.top_p >= 1) return;

@@ -27,8 +27,8 @@ namespace cpu {
 
 template <class T>
 void attention_forward(Cpu&, T* out, T* probs, HeadLayout<const T> q, HeadLayout<const T> k,
-                       HeadLayout<const T> v, index_t batch, index_t tq, index_t tk,
-                       index_t heads, index_t kv_heads, index_t head_dim) {
+                       HeadLayout<const T> v, index_t batch, index_t tq, index_t tk, index_t heads,
+                       index_t kv_heads, index_t head_dim) {
   using A = accum_t<T>;
   const index_t group = heads / kv_heads;
   const index_t past = tk - tq;
@@ -55,7 +55,8 @@ void attention_forward(Cpu&, T* out, T* probs, HeadLayout<const T> q, HeadLayout
       for (index_t s = 0; s < visible; ++s) row[s] = T(row[s] * inv);
       for (index_t s = visible; s < tk; ++s) row[s] = T(0);
     }
-    auto O = matrix(out + (b * tq) * heads * head_dim + h * head_dim, tq, head_dim, heads * head_dim);
+    auto O =
+        matrix(out + (b * tq) * heads * head_dim + h * head_dim, tq, head_dim, heads * head_dim);
     O.noalias() = P * V;
   });
 }
@@ -65,9 +66,9 @@ void attention_forward(Cpu&, T* out, T* probs, HeadLayout<const T> q, HeadLayout
 // their shared dK, dV in a fixed order without races.
 template <class T>
 void attention_backward(Cpu&, HeadLayout<T> dq, HeadLayout<T> dk, HeadLayout<T> dv, T* dscores,
-                        const T* dout, const T* probs, HeadLayout<const T> q,
-                        HeadLayout<const T> k, HeadLayout<const T> v, index_t batch, index_t tq,
-                        index_t tk, index_t heads, index_t kv_heads, index_t head_dim) {
+                        const T* dout, const T* probs, HeadLayout<const T> q, HeadLayout<const T> k,
+                        HeadLayout<const T> v, index_t batch, index_t tq, index_t tk, index_t heads,
+                        index_t kv_heads, index_t head_dim) {
   const index_t group = heads / kv_heads;
   const T scale = T(1.0 / std::sqrt(static_cast<double>(head_dim)));
   parallel_for(batch * kv_heads, 8 * group * tq * tk * head_dim, [&](index_t bg) {

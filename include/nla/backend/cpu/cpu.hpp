@@ -41,9 +41,13 @@ struct AlignedAllocator {
   void deallocate(T* p, std::size_t) { std::free(p); }
 
   template <class U>
-  bool operator==(const AlignedAllocator<U, kAlignment>&) const { return true; }
+  bool operator==(const AlignedAllocator<U, kAlignment>&) const {
+    return true;
+  }
   template <class U>
-  bool operator!=(const AlignedAllocator<U, kAlignment>&) const { return false; }
+  bool operator!=(const AlignedAllocator<U, kAlignment>&) const {
+    return false;
+  }
 };
 
 struct Cpu {

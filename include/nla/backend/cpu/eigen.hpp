@@ -10,12 +10,14 @@ namespace nla {
 namespace cpu {
 
 template <class T>
-using RowMatrix = Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowMatrix =
+    Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
 // [rows, cols] with a row stride (elements between consecutive rows).
 template <class T>
-using MatrixMap = Eigen::Map<std::conditional_t<std::is_const<T>::value, const RowMatrix<T>, RowMatrix<T>>,
-                             Eigen::Unaligned, Eigen::OuterStride<>>;
+using MatrixMap =
+    Eigen::Map<std::conditional_t<std::is_const<T>::value, const RowMatrix<T>, RowMatrix<T>>,
+               Eigen::Unaligned, Eigen::OuterStride<>>;
 
 template <class T>
 MatrixMap<T> matrix(T* data, index_t rows, index_t cols, index_t stride) {
@@ -27,9 +29,10 @@ MatrixMap<T> matrix(T* data, index_t rows, index_t cols) {
 }
 
 template <class T>
-using VectorMap = Eigen::Map<std::conditional_t<std::is_const<T>::value,
-                                                const Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, 1>,
-                                                Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, 1>>>;
+using VectorMap =
+    Eigen::Map<std::conditional_t<std::is_const<T>::value,
+                                  const Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, 1>,
+                                  Eigen::Matrix<std::remove_const_t<T>, Eigen::Dynamic, 1>>>;
 
 template <class T>
 VectorMap<T> vector(T* data, index_t n) {

@@ -29,7 +29,8 @@ void fill(Cpu&, T* x, index_t n, T value) {
 
 template <class T>
 void copy(Cpu&, T* dst, const T* src, index_t n) {
-  parallel_chunks(n, [&](index_t b, index_t e) { std::memcpy(dst + b, src + b, (e - b) * sizeof(T)); });
+  parallel_chunks(
+      n, [&](index_t b, index_t e) { std::memcpy(dst + b, src + b, (e - b) * sizeof(T)); });
 }
 
 // dst[r, :cols] = src[r, :cols] for rows with their own strides (scatter of
@@ -45,7 +46,8 @@ void copy_rows(Cpu&, T* dst, index_t dst_stride, const T* src, index_t src_strid
 // y += alpha * x
 template <class T>
 void axpy(Cpu&, T* y, const T* x, index_t n, T alpha) {
-  parallel_chunks(n, [&](index_t b, index_t e) { array(y + b, e - b) += alpha * array(x + b, e - b); });
+  parallel_chunks(
+      n, [&](index_t b, index_t e) { array(y + b, e - b) += alpha * array(x + b, e - b); });
 }
 
 template <class T>
@@ -74,9 +76,8 @@ void gelu_backward(Cpu&, T* dx, const T* dy, const T* x, index_t n) {
   parallel_chunks(n, [&](index_t b, index_t e) {
     const auto X = array(x + b, e - b);
     const auto t = (T(kGeluScale) * (X + T(kGeluCubic) * X.cube())).tanh().eval();
-    const auto grad = T(0.5) * (T(1) + t) +
-                      T(0.5) * X * (T(1) - t.square()) * T(kGeluScale) *
-                          (T(1) + T(3 * kGeluCubic) * X.square());
+    const auto grad = T(0.5) * (T(1) + t) + T(0.5) * X * (T(1) - t.square()) * T(kGeluScale) *
+                                                (T(1) + T(3 * kGeluCubic) * X.square());
     array(dx + b, e - b) = array(dy + b, e - b) * grad;
   });
 }

@@ -40,7 +40,8 @@ double sum_of_squares(Cpu&, const T* x, index_t n) {
   const index_t chunk = (n + kChunks - 1) / kChunks;
   parallel_for(kChunks, chunk, [&](index_t c) {
     double s = 0;
-    for (index_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i) s += double(x[i]) * double(x[i]);
+    for (index_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i)
+      s += double(x[i]) * double(x[i]);
     partial[c] = s;
   });
   double total = 0;
