@@ -141,7 +141,7 @@ TEST_CASE("GRPO teaches a language-model policy a target sequence (bandit)", "[r
     return r / double(len);
   };
   double first_reward = -1, last_reward = 0;
-  for (int it = 0; it < 60; ++it) {
+  for (int it = 0; it < 90; ++it) {
     GenerateOptions gopt;
     gopt.seed = std::uint64_t(it);
     const auto samples = gen.generate(std::vector<std::vector<std::int32_t>>(n, {0}), so, gopt);
@@ -182,7 +182,10 @@ TEST_CASE("GRPO teaches a language-model policy a target sequence (bandit)", "[r
       policy.zero_grad();
       policy.backward(acts);
       clip_grad_norm(policy.backend(), policy.parameters(), 1.0);
-      opt.step(policy.backend(), policy.parameters(), 3e-2);
+      // A rate of 3e-2 can collapse onto one partly right sequence (whole groups
+      // then tie and their advantages vanish); 1e-2 converges for every
+      // rounding mode tried (g++/clang++, with and without FMA contraction).
+      opt.step(policy.backend(), policy.parameters(), 1e-2);
     }
   }
   INFO("mean reward " << first_reward << " -> " << last_reward);
