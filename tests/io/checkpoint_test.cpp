@@ -16,8 +16,10 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+
 #include <nla/io/checkpoint.hpp>
 #include <nla/nla.hpp>
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -29,33 +31,7 @@ using Catch::Contains;
 
 constexpr index_t kBatch = 2, kTime = 8;
 
-// A fresh directory per test case, removed afterwards.
-class TempDir {
- public:
-  explicit TempDir(const std::string& name) {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() / ("nla_checkpoint_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter++) + "_" + name);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  // Names of everything in the directory.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path_))
-      names.push_back(e.path().filename().string());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
+using nla::testing::TempDir;
 
 nla::TransformerConfig gpt2_config() {
   return nla::TransformerConfig::gpt2(32, 8, 16, 2, 2);

@@ -10,25 +10,13 @@
 #include <catch2/catch.hpp>
 
 #include "nla/io/file.hpp"
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using Catch::Contains;
 
 namespace {
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char name[] = "/tmp/nla_file_test_XXXXXX";
-    path = ::mkdtemp(name);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  std::size_t count() const {
-    std::size_t n = 0;
-    for (const auto& e : fs::directory_iterator(path)) n += e.path().empty() ? 0 : 1;
-    return n;
-  }
-};
+using nla::testing::TempDir;
 std::string slurp(const std::string& p) {
   std::ifstream in(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -53,7 +41,7 @@ TEST_CASE("read_file reads whole files and names the file in errors", "[io]") {
                     "op: file '" + p + "': empty file (0 bytes)");
   CHECK_THROWS_WITH(nla::io::read_file("op", "thing", dir.file("missing")),
                     Contains("op: thing '" + dir.file("missing") + "': cannot open: No such file"));
-  CHECK_THROWS_WITH(nla::io::read_file("op", "file", dir.path.string()),
+  CHECK_THROWS_WITH(nla::io::read_file("op", "file", dir.path().string()),
                     Contains("not a regular file"));
 }
 
@@ -67,7 +55,7 @@ TEST_CASE("write_file_atomically replaces a file or leaves it untouched", "[io]"
     f.write("AB", 2, 0);
   });
   CHECK(slurp(p) == "ABxxxx");
-  CHECK(dir.count() == 1);
+  CHECK(dir.entries().size() == 1);
 
   // A writer that throws: the exception passes unchanged, no temporary stays.
   CHECK_THROWS_WITH(nla::io::write_file_atomically("op", "file", p,
@@ -77,7 +65,7 @@ TEST_CASE("write_file_atomically replaces a file or leaves it untouched", "[io]"
                                                    }),
                     "boom");
   CHECK(slurp(p) == "ABxxxx");
-  CHECK(dir.count() == 1);
+  CHECK(dir.entries().size() == 1);
 
   // The temporary's name is taken by a directory: cannot create.
   const std::string blocker = p + ".tmp." + std::to_string(::getpid());
@@ -104,7 +92,7 @@ TEST_CASE("write_file_atomically replaces a file or leaves it untouched", "[io]"
       Contains("cannot create temporary file") && Contains("No such file"));
   // Relative path in the current directory (directory sync of ".").
   const fs::path old = fs::current_path();
-  fs::current_path(dir.path);
+  fs::current_path(dir.path());
   nla::io::write_file_atomically("op", "file", "rel.txt",
                                  [](const auto& f) { write_text(f, "r"); });
   fs::current_path(old);

@@ -22,12 +22,14 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+
 #include <nla/core/error.hpp>
 #include <nla/text/bpe_tokenizer.hpp>
 #include <nla/text/byte_level.hpp>
 #include <nla/text/pretokenize.hpp>
 #include <nla/text/unicode.hpp>
 #include <nlohmann/json.hpp>
+#include "support/temp_dir.hpp"
 
 #ifndef NLA_TEST_DATA_DIR
 #error "NLA_TEST_DATA_DIR must name tests/data"
@@ -41,31 +43,7 @@ using Ids = std::vector<std::int32_t>;
 using nla::BpeTokenizer;
 using nla::SpecialTokenMode;
 
-// A fresh directory per test case, removed afterwards.
-class TempDir {
- public:
-  explicit TempDir(const std::string& name) {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() / ("nla_tokenizer_test_" + std::to_string(::getpid()) + "_" +
-                                         std::to_string(counter++) + "_" + name);
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(path_))
-      names.push_back(e.path().filename().string());
-    return names;
-  }
-
- private:
-  fs::path path_;
-};
+using nla::testing::TempDir;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
