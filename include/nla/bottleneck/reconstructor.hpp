@@ -41,13 +41,7 @@ class Reconstructor {
   // blocks = K + 1 reads the output of block K (hidden_states[K + 1]).
   Reconstructor(const TransformerLM<B, T>& target, index_t blocks)
       : lm_(truncated(target.config(), blocks)) {
-    auto& mine = lm_.parameters();
-    const auto& theirs = target.parameters();
-    for (int id = 0; id < mine.count(); ++id) {
-      const int src = theirs.find(mine.info(id).name);
-      NLA_CHECK(src >= 0, "Reconstructor", "target has no parameter '{}'", mine.info(id).name);
-      copy(lm_.backend(), mine.value(id), theirs.value(src));
-    }
+    copy_parameters_by_name(lm_.backend(), lm_.parameters(), target.parameters());
     const index_t d = target.config().d_model;
     head_ = Linear<B, T>(head_params_, "reconstructor.head", d, d, false);
     head_params_.allocate();

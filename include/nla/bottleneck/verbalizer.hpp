@@ -42,30 +42,12 @@ class Verbalizer {
     NLA_CHECK(!prompt_.prefix.empty(), op, "the prompt needs at least one token before the slot");
     NLA_CHECK(injection_scale > 0 && std::isfinite(injection_scale), op,
               "injection_scale {} must be positive", injection_scale);
-    const index_t v = target.config().vocab_size, d = target.config().d_model;
+    const index_t v = target.config().vocab_size;
     for (auto t : prompt_.prefix)
       NLA_CHECK(t >= 0 && t < v, op, "prompt token {} is outside the vocabulary", t);
     for (auto t : prompt_.suffix)
       NLA_CHECK(t >= 0 && t < v, op, "prompt token {} is outside the vocabulary", t);
-    auto& mine = lm_.parameters();
-    const auto& theirs = target.parameters();
-    for (int id = 0; id < mine.count(); ++id) {
-      const int src = theirs.find(mine.info(id).name);
-      NLA_CHECK(src >= 0, op, "target has no parameter '{}'", mine.info(id).name);
-      auto dst = mine.value(id);
-      const auto from = to_host(lm_.backend(), theirs.value(src));
-      std::vector<T> host(from.data(), from.data() + from.size());
-      if (dst.size() != from.size()) {  // a vocabulary matrix: append the mean row
-        NLA_CHECK(dst.size() == from.size() + d, op, "parameter '{}' has unexpected shape {}",
-                  mine.info(id).name, dst.shape());
-        for (index_t j = 0; j < d; ++j) {
-          double mean = 0;
-          for (index_t r = 0; r < v; ++r) mean += double(host[r * d + j]) / double(v);
-          host.push_back(T(mean));
-        }
-      }
-      from_host(lm_.backend(), dst, host.data());
-    }
+    copy_parameters_by_name(lm_.backend(), lm_.parameters(), target.parameters());
   }
 
   TransformerLM<B, T>& model() { return lm_; }

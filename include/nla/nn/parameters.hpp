@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "nla/core/tensor.hpp"
+#include "nla/core/host.hpp"
 #include "nla/ops/elementwise.hpp"
 
 namespace nla {
@@ -96,5 +96,39 @@ class ParameterSet {
   index_t size_ = 0;
   Tensor<T, B> values_, grads_;
 };
+
+// Initialises every tensor of dst from the tensor of the same name in src
+// (a model built from another: the reconstructor's truncated copy, the
+// verbalizer's extended copy). A dst matrix with more rows than its source,
+// a vocabulary extended by new tokens, takes the source rows and gives each
+// new row the mean of them.
+template <class T, class B>
+void copy_parameters_by_name(B& backend, ParameterSet<T, B>& dst, const ParameterSet<T, B>& src) {
+  const char* op = "copy_parameters_by_name";
+  for (int id = 0; id < dst.count(); ++id) {
+    const std::string& name = dst.info(id).name;
+    NLA_CHECK(src.contains(name), op, "the source has no parameter '{}'", name);
+    auto to = dst.value(id);
+    const auto from = src.value(src.find(name));
+    if (to.shape() == from.shape()) {
+      copy(backend, to, from);
+      continue;
+    }
+    NLA_CHECK(to.shape().rank() == 2 && from.shape().rank() == 2 && to.cols() == from.cols() &&
+                  to.rows() > from.rows(),
+              op, "'{}' has shape {} here and {} in the source", name, to.shape(), from.shape());
+    const index_t rows = from.rows(), d = from.cols();
+    const auto h = to_host(backend, from);
+    std::vector<T> host(h.data(), h.data() + h.size());
+    std::vector<T> mean(static_cast<std::size_t>(d));
+    for (index_t j = 0; j < d; ++j) {
+      double m = 0;
+      for (index_t r = 0; r < rows; ++r) m += double(host[r * d + j]) / double(rows);
+      mean[j] = T(m);
+    }
+    for (index_t r = rows; r < to.rows(); ++r) host.insert(host.end(), mean.begin(), mean.end());
+    from_host(backend, to, host.data());
+  }
+}
 
 }  // namespace nla
