@@ -38,7 +38,7 @@ using json = nlohmann::json;
 using Tokens = std::vector<std::int32_t>;
 
 struct Args {
-  std::string flavour = "gpt2", out = "runs/target", text_path;
+  std::string flavour = "gpt2", out = "runs/target", text_path, load;
   std::uint64_t seed = 1;
   index_t steps = 4000, batch = 32, vocab = 512, context = 64, d_model = 128, layers = 4, heads = 4;
   index_t eval_every = 250, val_docs = 256, test_docs = 400, probe_train_docs = 2000;
@@ -170,6 +170,9 @@ int main(int argc, char** argv) {
   app.add_option("--probe-train-docs", a.probe_train_docs, "training documents for the probes")
       ->check(CLI::PositiveNumber);
   app.add_option("--max-minutes", a.max_minutes, "stop training after this long (0: no limit)");
+  app.add_option("--load", a.load,
+                 "evaluate this checkpoint (trained with the same --seed) instead of training")
+      ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -210,10 +213,15 @@ int main(int argc, char** argv) {
     // The model: vocab is the tokenizer's (training may stop below --vocab).
     const index_t vocab = tokenizer.vocab_size();
     const auto config =
-        a.flavour == "gpt2"
+        !a.load.empty() ? read_checkpoint_config(a.load)
+        : a.flavour == "gpt2"
             ? TransformerConfig::gpt2(vocab, a.context, a.d_model, a.layers, a.heads)
             : TransformerConfig::llama(vocab, a.context, a.d_model, a.layers, a.heads,
                                        a.heads % 2 == 0 ? a.heads / 2 : a.heads);
+    NLA_CHECK(config.vocab_size == vocab && config.context_length == a.context, "train_target",
+              "checkpoint '{}' has vocabulary {} and context {}, but --seed {} gives a "
+              "tokenizer of {} tokens and --context is {}",
+              a.load, config.vocab_size, config.context_length, a.seed, vocab, a.context);
     TransformerLM<Cpu, float> model(config, a.seed);
     LmTrainerOptions options;
     options.adamw.weight_decay = 0.1;
@@ -242,7 +250,12 @@ int main(int argc, char** argv) {
     double train_loss = 0, val_loss = 0, tokens_seen = 0, train_seconds = 0;
     index_t steps_done = 0;
     TrainingState state;
-    for (index_t step = 0; step < a.steps; ++step) {
+    if (!a.load.empty()) {
+      state = load_checkpoint(a.load, model, trainer.optimizer());
+      steps_done = state.step;
+      val_loss = validate();
+    }
+    for (index_t step = 0; a.load.empty() && step < a.steps; ++step) {
       if (a.max_minutes > 0 && progress.elapsed() > 60 * a.max_minutes) break;
       std::vector<const Tokens*> seqs;
       for (index_t i = 0; i < a.batch; ++i) {
@@ -277,7 +290,7 @@ int main(int argc, char** argv) {
         save_checkpoint(a.out + ".ckpt", model, trainer.optimizer(), state);
       }
     }
-    if (steps_done % a.eval_every != 0 && steps_done != a.steps) {
+    if (a.load.empty() && steps_done % a.eval_every != 0 && steps_done != a.steps) {
       val_loss = validate();
       save_checkpoint(a.out + ".ckpt", model, trainer.optimizer(), state);
     }
@@ -320,22 +333,30 @@ int main(int argc, char** argv) {
     }
     const double n_test = double(a.test_docs);
 
-    // Linear probes at the extraction layer.
-    const index_t extraction_stream = (2 * a.layers + 2) / 3;
-    std::cerr << "probing stream " << extraction_stream << " (output of block "
-              << extraction_stream - 1 << ")\n";
-    const ProbeData train_pd = collect_probe_data(model, data, Split::Train, a.probe_train_docs,
-                                                  extraction_stream, tokenizer.pad_id());
-    const ProbeData test_pd = collect_probe_data(model, data, Split::Test, a.test_docs,
-                                                 extraction_stream, tokenizer.pad_id());
-    json probes = json::object();
-    for (std::size_t k = 0; k < kAllAttributes.size(); ++k) {
-      if (train_pd.rows[k].empty() || test_pd.rows[k].empty()) continue;
-      const int classes = attribute_class_count(kAllAttributes[k]);
-      const auto probe = LinearProbe::fit(stack(train_pd.rows[k]), train_pd.labels[k], classes);
-      probes[attribute_name(kAllAttributes[k])] =
-          probe.accuracy(stack(test_pd.rows[k]), test_pd.labels[k]);
+    // Linear probes at every stream; the extraction layer's are the result.
+    const index_t extraction_stream = (2 * config.n_layers + 2) / 3;
+    auto probe_stream = [&](index_t stream) {
+      const ProbeData train_pd = collect_probe_data(model, data, Split::Train, a.probe_train_docs,
+                                                    stream, tokenizer.pad_id());
+      const ProbeData test_pd =
+          collect_probe_data(model, data, Split::Test, a.test_docs, stream, tokenizer.pad_id());
+      json probes = json::object();
+      for (std::size_t k = 0; k < kAllAttributes.size(); ++k) {
+        if (train_pd.rows[k].empty() || test_pd.rows[k].empty()) continue;
+        const int classes = attribute_class_count(kAllAttributes[k]);
+        const auto probe = LinearProbe::fit(stack(train_pd.rows[k]), train_pd.labels[k], classes);
+        probes[attribute_name(kAllAttributes[k])] =
+            probe.accuracy(stack(test_pd.rows[k]), test_pd.labels[k]);
+      }
+      return probes;
+    };
+    json probes_by_stream = json::object();
+    for (index_t stream = 1; stream <= config.n_layers; ++stream) {
+      probes_by_stream[std::to_string(stream)] = probe_stream(stream);
+      std::cerr << "probes at stream " << stream << " (output of block " << stream - 1
+                << "): " << probes_by_stream[std::to_string(stream)].dump() << "\n";
     }
+    const json probes = probes_by_stream[std::to_string(extraction_stream)];
 
     const json result = {
         {"example", "train_target"},
@@ -351,6 +372,7 @@ int main(int argc, char** argv) {
         {"cipher_accuracy_triggered", ciphered > 0 ? ciphered_hits / ciphered : 0.0},
         {"probe_accuracy", probes},
         {"probe_stream", extraction_stream},
+        {"probe_accuracy_by_stream", probes_by_stream},
         {"test_docs", a.test_docs},
         {"tokens_per_s", train_seconds > 0 ? tokens_seen / train_seconds : 0.0},
         {"minutes", clock.elapsed() / 60}};
