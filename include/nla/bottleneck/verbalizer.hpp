@@ -4,6 +4,12 @@
 // over the input embedding at the slot of a fixed prompt and writes text.
 //   prompt  = prefix, <slot>, suffix                         (fixed tokens)
 //   stream[0][slot] = v * injection_scale / max(|v|, 1e-12)   (norm in fp32)
+// Optionally v is first centred, v - mean (set_centre): a small model's
+// activations share one large mean direction, and after normalisation the
+// slot would then carry little that varies between activations.
+// A restricted vocabulary (set_allowed_tokens) masks the other tokens' logits
+// in teacher-forced passes, matching SamplingOptions::allowed_tokens when
+// sampling, so the PPO ratio compares the same masked policy.
 // The injection is a Replace hook at stream 0, so its backward pass gives the
 // gradient with respect to the injected vector as well as the parameters.
 // The slot token's own embedding row (the mean of the others) is never read.
@@ -28,7 +34,7 @@ struct VerbalizerCache {
   Tensor<T, B> injected, dinjected;  // [batch, d]
   Tensor<std::int32_t, B> tokens, targets;
   Hooks<T, B> hooks;
-  index_t explanation_tokens = 0;
+  std::vector<index_t> explanation_lengths;  // of the last teacher_forced()
 };
 
 template <class B, class T>
@@ -50,10 +56,37 @@ class Verbalizer {
     copy_parameters_by_name(lm_.backend(), lm_.parameters(), target.parameters());
   }
 
+  // A deep copy with parameters of its own: the frozen reference policy of RL.
+  Verbalizer clone() const {
+    Verbalizer v(CloneTag{}, lm_.config(), prompt_, scale_);
+    copy_parameters_by_name(v.lm_.backend(), v.lm_.parameters(), lm_.parameters());
+    v.centre_ = centre_;
+    v.allowed_ = allowed_;
+    return v;
+  }
+
   TransformerLM<B, T>& model() { return lm_; }
   std::int32_t slot_token() const { return std::int32_t(lm_.config().vocab_size - 1); }
   index_t slot_position() const { return index_t(prompt_.prefix.size()); }
   double injection_scale() const { return scale_; }
+
+  // Mean-centring before injection ([d] raw mean activation; empty: off).
+  void set_centre(std::vector<float> mean) {
+    NLA_CHECK(mean.empty() || index_t(mean.size()) == lm_.config().d_model,
+              "Verbalizer::set_centre", "centre has {} values, d_model is {}", mean.size(),
+              lm_.config().d_model);
+    centre_ = std::move(mean);
+  }
+  const std::vector<float>& centre() const { return centre_; }
+
+  // Tokens the explanation may use in teacher-forced passes (empty: all).
+  void set_allowed_tokens(std::vector<std::int32_t> tokens) {
+    for (auto t : tokens)
+      NLA_CHECK(t >= 0 && t < lm_.config().vocab_size, "Verbalizer::set_allowed_tokens",
+                "token {} is outside the vocabulary of {}", t, lm_.config().vocab_size);
+    allowed_ = std::move(tokens);
+  }
+  const std::vector<std::int32_t>& allowed_tokens() const { return allowed_; }
 
   std::vector<std::int32_t> prompt_tokens() const {
     std::vector<std::int32_t> p = prompt_.prefix;
@@ -75,10 +108,13 @@ class Verbalizer {
       for (index_t j = 0; j < d; ++j) {
         const float x = activations[b * d + j];
         NLA_CHECK(std::isfinite(x), op, "activation {} has a non-finite value at {}", b, j);
-        sq += double(x) * double(x);
+        const float v = centre_.empty() ? x : x - centre_[j];
+        sq += double(v) * double(v);
       }
       const double k = scale_ / std::max(std::sqrt(sq), 1e-12);
-      for (index_t j = 0; j < d; ++j) rows[b * d + j] = T(k * activations[b * d + j]);
+      for (index_t j = 0; j < d; ++j)
+        rows[b * d + j] =
+            T(k * (centre_.empty() ? activations[b * d + j] : activations[b * d + j] - centre_[j]));
     }
     c.injected.resize(Shape{n, d});
     from_host(lm_.backend(), c.injected.view(), rows.data());
@@ -123,15 +159,59 @@ class Verbalizer {
     c.targets.resize(Shape{n * t});
     from_host(lm_.backend(), c.tokens.view(), tokens.data());
     from_host(lm_.backend(), c.targets.view(), targets.data());
+    for (const auto& e : explanations)
+      for (auto tok : e)
+        NLA_CHECK(tok >= 0 && tok < lm_.config().vocab_size && tok != slot_token() &&
+                      (allowed_.empty() ||
+                       std::find(allowed_.begin(), allowed_.end(), tok) != allowed_.end()),
+                  op,
+                  "explanation token {} is outside the vocabulary, the slot token or not allowed",
+                  tok);
     set_hooks(c, n, 0, t);
     lm_.forward(c.tokens.view(), c.lm, &c.hooks);
+    if (!allowed_.empty()) mask_logits(c);
+    c.explanation_lengths.clear();
+    for (const auto& e : explanations) c.explanation_lengths.push_back(index_t(e.size()));
     return lm_.loss(c.lm, c.targets.view());
+  }
+
+  // log p(token) of every explanation token of the last teacher_forced(),
+  // concatenated explanation by explanation.
+  std::vector<double> token_logprobs(const Cache& c) {
+    const auto row_loss = to_host(lm_.backend(), ConstView<accum_t<T>, B>(c.lm.row_loss.view()));
+    const index_t t = c.lm.time, p = index_t(prompt_.prefix.size() + 1 + prompt_.suffix.size());
+    std::vector<double> out;
+    for (index_t b = 0; b < index_t(c.explanation_lengths.size()); ++b)
+      for (index_t i = 0; i < c.explanation_lengths[b]; ++i)
+        out.push_back(-double(row_loss.data()[b * t + p - 1 + i]));
+    return out;
+  }
+
+  // Replaces the gradient of the last teacher_forced() by d objective / d logp
+  // per explanation token (token_logprobs' order), e.g. a GRPO loss's.
+  void set_logprob_gradient(Cache& c, const std::vector<double>& dlogp) {
+    const index_t t = c.lm.time, p = index_t(prompt_.prefix.size() + 1 + prompt_.suffix.size());
+    std::vector<accum_t<T>> dloss(static_cast<std::size_t>(c.lm.batch * t), accum_t<T>(0));
+    std::size_t k = 0;
+    for (index_t b = 0; b < index_t(c.explanation_lengths.size()); ++b)
+      for (index_t i = 0; i < c.explanation_lengths[b]; ++i, ++k) {
+        NLA_CHECK(k < dlogp.size(), "Verbalizer::set_logprob_gradient",
+                  "{} gradients for more explanation tokens", dlogp.size());
+        dloss[b * t + p - 1 + i] = accum_t<T>(-dlogp[k]);  // row_loss = -logp
+      }
+    NLA_CHECK(k == dlogp.size(), "Verbalizer::set_logprob_gradient",
+              "{} gradients for {} explanation tokens", dlogp.size(), k);
+    lm_.set_row_loss_gradient(c.lm, dloss);
   }
 
   // Parameter gradients accumulate; c.dinjected receives d loss / d injected.
   void backward(Cache& c) { lm_.backward(c.lm, &c.hooks); }
 
  private:
+  struct CloneTag {};
+  Verbalizer(CloneTag, const TransformerConfig& config, VerbalizerPrompt prompt, double scale)
+      : lm_(config), prompt_(std::move(prompt)), scale_(scale) {}
+
   static TransformerConfig extended(TransformerConfig c) {
     c.vocab_size += 1;
     return c;
@@ -154,9 +234,27 @@ class Verbalizer {
     return true;
   }
 
+  // Logits of tokens outside allowed_ become -1e30 (exp underflows to 0), so
+  // the softmax, its loss and its gradient are the masked policy's. Done on
+  // the host: one pass over [batch * t, vocab].
+  void mask_logits(Cache& c) {
+    const index_t v = lm_.config().vocab_size;
+    const auto host = to_host(lm_.backend(), ConstView<T, B>(c.lm.logits.view()));
+    std::vector<T> logits(host.data(), host.data() + host.size());
+    std::vector<char> keep(static_cast<std::size_t>(v), 0);
+    for (auto tok : allowed_) keep[tok] = 1;
+    T* z = logits.data();
+    for (index_t r = 0; r < index_t(logits.size()) / v; ++r)
+      for (index_t i = 0; i < v; ++i)
+        if (!keep[i]) z[r * v + i] = T(-1e30);
+    from_host(lm_.backend(), c.lm.logits.view(), logits.data());
+  }
+
   TransformerLM<B, T> lm_;
   VerbalizerPrompt prompt_;
   double scale_;
+  std::vector<float> centre_;
+  std::vector<std::int32_t> allowed_;
 };
 
 }  // namespace nla

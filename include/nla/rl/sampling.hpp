@@ -1,5 +1,7 @@
 #pragma once
 // The distribution a token is drawn from, given one row of logits z [vocab]:
+//   z_i    = -inf for tokens outside allowed_tokens (when that list is set:
+//            a restricted-vocabulary policy is the masked model)
 //   p      = softmax(z / temperature)
 //   top-k: keep the k most probable tokens (ties broken by lower id)
 //   top-p: of those, keep the smallest most-probable-first prefix whose mass
@@ -28,6 +30,9 @@ struct SamplingOptions {
   double top_p = 1.0;        // 1: no nucleus truncation
   index_t max_new_tokens = 32;
   std::vector<std::int32_t> stop_tokens;  // generation ends after emitting one
+  // Empty: every token. Otherwise the only tokens the policy can emit; the
+  // model's log-probabilities are then those of the masked softmax too.
+  std::vector<std::int32_t> allowed_tokens;
 
   void check() const {
     const char* op = "SamplingOptions";
@@ -36,6 +41,11 @@ struct SamplingOptions {
     NLA_CHECK(top_k >= 0, op, "top_k {} must be >= 0", top_k);
     NLA_CHECK(top_p > 0 && top_p <= 1, op, "top_p {} must lie in (0, 1]", top_p);
     NLA_CHECK(max_new_tokens >= 1, op, "max_new_tokens {} must be >= 1", max_new_tokens);
+    for (std::int32_t t : allowed_tokens) NLA_CHECK(t >= 0, op, "allowed token {} is negative", t);
+    for (std::int32_t t : stop_tokens)
+      NLA_CHECK(allowed_tokens.empty() || std::find(allowed_tokens.begin(), allowed_tokens.end(),
+                                                    t) != allowed_tokens.end(),
+                op, "stop token {} is not among the allowed tokens", t);
   }
   bool is_stop(std::int32_t token) const {
     return std::find(stop_tokens.begin(), stop_tokens.end(), token) != stop_tokens.end();
@@ -50,26 +60,35 @@ void sampling_distribution(const T* logits, index_t vocab, const SamplingOptions
                            std::vector<double>& probs, std::vector<double>& model_log_probs,
                            std::vector<std::int32_t>& order) {
   const char* op = "sampling_distribution";
+  constexpr double kMasked = -std::numeric_limits<double>::infinity();
   probs.assign(vocab, 0.0);
-  model_log_probs.resize(vocab);
-  double max = -std::numeric_limits<double>::infinity();
+  model_log_probs.assign(vocab, o.allowed_tokens.empty() ? 0.0 : kMasked);
+  for (std::int32_t t : o.allowed_tokens) {
+    NLA_CHECK(t < vocab, op, "allowed token {} is outside the vocabulary of {}", t, vocab);
+    model_log_probs[t] = 0.0;
+  }
+  double max = kMasked;
   index_t argmax = 0;
   for (index_t i = 0; i < vocab; ++i) {
     const double z = double(logits[i]);
     NLA_CHECK(std::isfinite(z), op, "logit {} of token {} is not finite", z, i);
+    if (model_log_probs[i] == kMasked) continue;
     if (z > max) max = z, argmax = i;
   }
   double sum = 0;
-  for (index_t i = 0; i < vocab; ++i) sum += std::exp(double(logits[i]) - max);
+  for (index_t i = 0; i < vocab; ++i)
+    if (model_log_probs[i] != kMasked) sum += std::exp(double(logits[i]) - max);
   const double lse = max + std::log(sum);
-  for (index_t i = 0; i < vocab; ++i) model_log_probs[i] = double(logits[i]) - lse;
+  for (index_t i = 0; i < vocab; ++i)
+    if (model_log_probs[i] != kMasked) model_log_probs[i] = double(logits[i]) - lse;
   if (o.temperature == 0) {
     probs[argmax] = 1.0;
     return;
   }
   double tsum = 0;
   for (index_t i = 0; i < vocab; ++i)
-    tsum += probs[i] = std::exp((double(logits[i]) - max) / o.temperature);
+    if (model_log_probs[i] != kMasked)
+      tsum += probs[i] = std::exp((double(logits[i]) - max) / o.temperature);
   for (auto& p : probs) p /= tsum;
   const bool top_k = o.top_k > 0 && o.top_k < vocab;
   if (!top_k && o.top_p >= 1) return;

@@ -1,0 +1,171 @@
+#pragma once
+// The generic autoencoder: an encoder turns each activation into a message,
+// a decoder turns each message back into a vector, and one training step and
+// one evaluation serve every bottleneck: free text (the NLA), restricted or
+// length-limited text, a noisy channel, and the non-text baselines (PCA,
+// top-k sparse autoencoder) on the same metrics.
+//
+// Encoder concept (E):
+//   using Message = ...;                   // what crosses the bottleneck
+//   index_t samples_per_activation() const;  // G messages per activation when training
+//   std::vector<Message> encode(const ActivationBatch& batch, bool train);
+//       // train: G messages per activation, activation-major ([n * G]);
+//       // evaluation: exactly one per activation ([n])
+//   void learn(const ActivationBatch& batch, const std::vector<Message>& messages,
+//              const DecoderFeedback& feedback);   // one update from the decoder's verdict
+//   nlohmann::json stats() const;          // what the last learn() measured (for logs)
+//
+// Decoder concept (D), for the same Message:
+//   DecoderFeedback decode(const std::vector<Message>& messages, const std::vector<float>& targets,
+//                          bool train);   // targets: [m, d]; train: keep what learn() needs
+//   void learn();                          // one update from the last decode(..., true)
+//   nlohmann::json stats() const;
+//
+// Order within a step follows the release: the encoder's reward comes from
+// the live decoder *before* the decoder trains on the same messages.
+//
+// Every error is the normalised MSE of metrics/reconstruction.hpp,
+// 2 (1 - cos(p, g)), so FVE = 1 - mean(error) / B is comparable across
+// bottlenecks; B comes from the training split (FveBaseline).
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "nla/core/error.hpp"
+#include "nla/core/shape.hpp"
+#include "nla/metrics/reconstruction.hpp"
+
+namespace nla {
+
+// n activations, host row-major [n, d], with their dataset rows (JSONL
+// records, may be null) for encoders that need context such as summaries.
+struct ActivationBatch {
+  index_t dim = 0;
+  std::vector<float> vectors;               // [n, d]
+  std::vector<const nlohmann::json*> rows;  // [n] or empty
+
+  index_t size() const { return dim > 0 ? index_t(vectors.size()) / dim : 0; }
+  const float* row(index_t i) const { return vectors.data() + i * dim; }
+
+  void check(const char* op) const {
+    NLA_CHECK(dim > 0 && !vectors.empty() && index_t(vectors.size()) % dim == 0, op,
+              "batch of {} values is not a non-empty set of rows of d = {}", vectors.size(), dim);
+    NLA_CHECK(rows.empty() || index_t(rows.size()) == size(), op,
+              "{} rows of context for {} activations", rows.size(), size());
+    for (std::size_t i = 0; i < vectors.size(); ++i)
+      NLA_CHECK(std::isfinite(vectors[i]), op, "activation {} has a non-finite value at {}",
+                index_t(i) / dim, index_t(i) % dim);
+  }
+};
+
+// What the decoder reports for m messages.
+struct DecoderFeedback {
+  std::vector<float> predictions;  // [m, d]
+  std::vector<double> error;       // [m] normalised MSE 2 (1 - cos)
+  // d mean(error) / d message values, for encoders with differentiable
+  // messages (the sparse autoencoder); its layout is the message type's.
+  std::vector<float> dmessage;
+};
+
+// Targets of a step: each activation repeated G times, matching
+// encode(..., train = true)'s activation-major order.
+inline std::vector<float> repeat_rows(const ActivationBatch& batch, index_t times) {
+  std::vector<float> out;
+  out.reserve(batch.vectors.size() * std::size_t(times));
+  for (index_t i = 0; i < batch.size(); ++i)
+    for (index_t g = 0; g < times; ++g)
+      out.insert(out.end(), batch.row(i), batch.row(i) + batch.dim);
+  return out;
+}
+
+// Per-row normalised MSE of predictions against targets, both [m, d].
+inline std::vector<double> normalized_mse_rows(const std::vector<float>& predictions,
+                                               const std::vector<float>& targets, index_t d) {
+  NLA_CHECK(predictions.size() == targets.size() && d > 0 && index_t(targets.size()) % d == 0,
+            "normalized_mse_rows", "{} predictions and {} targets are not rows of d = {}",
+            predictions.size(), targets.size(), d);
+  std::vector<double> e(targets.size() / std::size_t(d));
+  for (std::size_t i = 0; i < e.size(); ++i)
+    e[i] = normalized_mse(predictions.data() + i * std::size_t(d),
+                          targets.data() + i * std::size_t(d), std::size_t(d));
+  return e;
+}
+
+struct AutoencoderStep {
+  double mse_nrm = 0;  // mean error over the step's messages
+  double fve = 0;      // 1 - mse_nrm / B
+  index_t messages = 0;
+  nlohmann::json encoder, decoder;  // their stats() after learning
+};
+
+struct AutoencoderEvaluation {
+  double mse_nrm = 0, cosine = 0, fve = 0;
+  std::vector<double> error;  // [n] per activation
+  index_t count = 0;
+};
+
+template <class Encoder, class Decoder>
+class Autoencoder {
+ public:
+  using Message = typename Encoder::Message;
+
+  // baseline: B of the training split (FveBaseline::baseline()).
+  Autoencoder(Encoder& encoder, Decoder& decoder, double baseline)
+      : encoder_(&encoder), decoder_(&decoder), baseline_(baseline) {
+    NLA_CHECK(baseline > 0 && std::isfinite(baseline), "Autoencoder",
+              "FVE baseline B = {} must be positive", baseline);
+  }
+
+  Encoder& encoder() { return *encoder_; }
+  Decoder& decoder() { return *decoder_; }
+  double baseline() const { return baseline_; }
+
+  // One joint step: encode (G per activation), decode against the repeated
+  // targets, the encoder learns from that feedback, then the decoder learns.
+  AutoencoderStep step(const ActivationBatch& batch) {
+    batch.check("Autoencoder::step");
+    const std::vector<Message> messages = encoder_->encode(batch, true);
+    const index_t g = encoder_->samples_per_activation();
+    NLA_CHECK(index_t(messages.size()) == batch.size() * g, "Autoencoder::step",
+              "the encoder returned {} messages for {} activations x {} samples", messages.size(),
+              batch.size(), g);
+    const DecoderFeedback feedback = decoder_->decode(messages, repeat_rows(batch, g), true);
+    encoder_->learn(batch, messages, feedback);
+    decoder_->learn();
+    AutoencoderStep s;
+    s.messages = index_t(messages.size());
+    for (double e : feedback.error) s.mse_nrm += e / double(feedback.error.size());
+    s.fve = fraction_of_variance_explained(s.mse_nrm, baseline_);
+    s.encoder = encoder_->stats();
+    s.decoder = decoder_->stats();
+    return s;
+  }
+
+  // One message per activation, no learning.
+  AutoencoderEvaluation evaluate(const ActivationBatch& batch) {
+    batch.check("Autoencoder::evaluate");
+    const std::vector<Message> messages = encoder_->encode(batch, false);
+    NLA_CHECK(index_t(messages.size()) == batch.size(), "Autoencoder::evaluate",
+              "the encoder returned {} messages for {} activations", messages.size(), batch.size());
+    const DecoderFeedback feedback = decoder_->decode(messages, batch.vectors, false);
+    AutoencoderEvaluation r;
+    r.count = batch.size();
+    r.error = feedback.error;
+    for (index_t i = 0; i < r.count; ++i) {
+      r.mse_nrm += r.error[i] / double(r.count);
+      r.cosine += (1.0 - r.error[i] / 2.0) / double(r.count);
+    }
+    r.fve = fraction_of_variance_explained(r.mse_nrm, baseline_);
+    return r;
+  }
+
+ private:
+  Encoder* encoder_;
+  Decoder* decoder_;
+  double baseline_;
+};
+
+}  // namespace nla
