@@ -28,6 +28,7 @@
 // 2 (1 - cos(p, g)), so FVE = 1 - mean(error) / B is comparable across
 // bottlenecks; B comes from the training split (FveBaseline).
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -99,6 +100,8 @@ struct AutoencoderStep {
   double fve = 0;      // 1 - mse_nrm / B
   index_t messages = 0;
   nlohmann::json encoder, decoder;  // their stats() after learning
+  // Wall-clock seconds per phase.
+  double encode_s = 0, decode_s = 0, encoder_learn_s = 0, decoder_learn_s = 0;
 };
 
 struct AutoencoderEvaluation {
@@ -127,15 +130,28 @@ class Autoencoder {
   // targets, the encoder learns from that feedback, then the decoder learns.
   AutoencoderStep step(const ActivationBatch& batch) {
     batch.check("Autoencoder::step");
+    using Clock = std::chrono::steady_clock;
+    const auto seconds = [](Clock::time_point a, Clock::time_point b) {
+      return std::chrono::duration<double>(b - a).count();
+    };
+    const auto t0 = Clock::now();
     const std::vector<Message> messages = encoder_->encode(batch, true);
     const index_t g = encoder_->samples_per_activation();
     NLA_CHECK(index_t(messages.size()) == batch.size() * g, "Autoencoder::step",
               "the encoder returned {} messages for {} activations x {} samples", messages.size(),
               batch.size(), g);
+    const auto t1 = Clock::now();
     const DecoderFeedback feedback = decoder_->decode(messages, repeat_rows(batch, g), true);
+    const auto t2 = Clock::now();
     encoder_->learn(batch, messages, feedback);
+    const auto t3 = Clock::now();
     decoder_->learn();
+    const auto t4 = Clock::now();
     AutoencoderStep s;
+    s.encode_s = seconds(t0, t1);
+    s.decode_s = seconds(t1, t2);
+    s.encoder_learn_s = seconds(t2, t3);
+    s.decoder_learn_s = seconds(t3, t4);
     s.messages = index_t(messages.size());
     for (double e : feedback.error) s.mse_nrm += e / double(feedback.error.size());
     s.fve = fraction_of_variance_explained(s.mse_nrm, baseline_);

@@ -1,0 +1,507 @@
+// tiny_nla: the whole natural language autoencoder on the CPU, end to end.
+//
+//   target model (train_target's checkpoint) -> activations at block K, marked
+//   positions of the synthetic world -> summaries (world truth, the planned
+//   rhyme word withheld from most) -> warm start: verbalizer (AV) by next-token
+//   loss, reconstructor (AR) by normalised MSE -> joint RL: AV by GRPO on
+//   -log mse, AR by regression on the same samples (plus true anchors) ->
+//   evaluation on the test split -> explain with confidence -> steering.
+//
+// Every number the method is judged by is printed beside FVE: the truth of
+// what the explanations say, how the AR reads *true* descriptions (a falling
+// value means RL drifted into a private dialect), and steering success
+// against a random-direction control. Ends with one JSON line.
+//
+//   scripts/demo.sh runs train_target, then this program.
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "nla/activations/activation_dataset.hpp"
+#include "nla/activations/extract.hpp"
+#include "nla/bottleneck/autoencoder.hpp"
+#include "nla/bottleneck/reconstructor_decoder.hpp"
+#include "nla/bottleneck/verbalizer_encoder.hpp"
+#include "nla/explain/claims.hpp"
+#include "nla/explain/world_claims.hpp"
+#include "nla/nla.hpp"
+#include "nla/steer/steering.hpp"
+#include "nla/summarize/world_truth_summarizer.hpp"
+
+using namespace nla;
+using json = nlohmann::json;
+
+namespace {
+
+struct Args {
+  std::string target = "runs/target", out = "runs/nla", withhold = "rhyme";
+  std::string plot_script = "scripts/plot_metrics.sh";
+  std::uint64_t seed = 1, world_seed = 1;
+  index_t train_docs = 1500, test_docs = 200;
+  index_t sft_steps = 800, sft_batch = 32;
+  double sft_av_lr = 1e-3, sft_ar_lr = 1e-3;
+  index_t rl_steps = 200, rl_batch = 8, group = 8, anchors = 8, max_tokens = 20;
+  double rl_av_lr = 1e-4, rl_ar_lr = 1e-4, kl_coef = 0.01, keep_fraction = 0.2;
+  double steering_alpha = 4.0;
+  bool centre = false;
+};
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Rows [first, first + n) of a dataset, or the given indices, as a batch.
+ActivationBatch batch_of(const ActivationDataset& data, const std::vector<index_t>& idx) {
+  ActivationBatch b;
+  b.dim = data.d_model();
+  for (index_t i : idx) {
+    const float* row = &data.vectors(std::size_t(i), 0);
+    b.vectors.insert(b.vectors.end(), row, row + b.dim);
+    b.rows.push_back(&data.rows[std::size_t(i)]);
+  }
+  return b;
+}
+
+std::vector<index_t> random_rows(index_t count, index_t n, std::uint64_t seed, std::uint64_t step) {
+  std::vector<index_t> idx;
+  for (index_t i = 0; i < count; ++i) idx.push_back(index_t(random_bits(seed, step, i) % n));
+  return idx;
+}
+
+// An explanation the AR can read from a summary: " summary" + EOS.
+Explanation as_message(const BpeTokenizer& tok, const std::string& text) {
+  Explanation e;
+  e.tokens = tok.encode(" " + text);
+  e.tokens.push_back(tok.eos_id());
+  e.stopped = true;
+  e.text = text;
+  return e;
+}
+
+struct Evaluation {
+  double fve = 0, fve_truth_text = 0, fve_shuffled = 0, attribute_accuracy = 0,
+         withheld_accuracy = 0, rhyme_word_accuracy = 0, eval_marker_detection = 0,
+         failure_rate = 0, mean_tokens = 0;
+  json per_attribute = json::object();
+  std::vector<std::string> texts;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  CLI::App app{"Train a natural language autoencoder on the synthetic world's target model."};
+  app.add_option("--target", a.target, "train_target's output prefix (.ckpt, .tokenizer.json)");
+  app.add_option("--out", a.out, "output prefix: activations, .jsonl logs, .png plots");
+  app.add_option("--seed", a.seed, "seed of sampling, batches and initialisation");
+  app.add_option("--world-seed", a.world_seed, "the --seed train_target was run with");
+  app.add_option("--train-docs", a.train_docs, "training documents to extract")->check(CLI::PositiveNumber);
+  app.add_option("--test-docs", a.test_docs, "test documents to evaluate on")->check(CLI::PositiveNumber);
+  app.add_option("--sft-steps", a.sft_steps, "warm-start steps")->check(CLI::NonNegativeNumber);
+  app.add_option("--sft-batch", a.sft_batch, "warm-start batch")->check(CLI::PositiveNumber);
+  app.add_option("--sft-av-lr", a.sft_av_lr, "warm-start peak lr of the verbalizer");
+  app.add_option("--sft-ar-lr", a.sft_ar_lr, "warm-start peak lr of the reconstructor");
+  app.add_option("--rl-steps", a.rl_steps, "joint RL steps")->check(CLI::NonNegativeNumber);
+  app.add_option("--rl-batch", a.rl_batch, "activations per RL step")->check(CLI::PositiveNumber);
+  app.add_option("--group", a.group, "explanations per activation (G)")->check(CLI::Range(2, 64));
+  app.add_option("--rl-av-lr", a.rl_av_lr, "RL lr of the verbalizer (constant)");
+  app.add_option("--rl-ar-lr", a.rl_ar_lr, "RL lr of the reconstructor (constant)");
+  app.add_option("--kl", a.kl_coef, "k1 KL coefficient to the warm-started verbalizer");
+  app.add_option("--anchors", a.anchors,
+                 "true descriptions mixed into each RL step of the reconstructor (0: none)");
+  app.add_option("--max-tokens", a.max_tokens, "longest explanation; longer ones fail")
+      ->check(CLI::Range(2, 40));
+  app.add_option("--withhold", a.withhold, "attribute left out of most summaries, or 'none'");
+  app.add_option("--keep-fraction", a.keep_fraction, "share of summaries that keep it")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--steering-alpha", a.steering_alpha, "steering strength (units of |h|)");
+  app.add_flag("--centre", a.centre, "subtract the mean activation before injection");
+  app.add_option("--plot-script", a.plot_script, "JSONL -> PNG script ('' to skip plots)");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    const auto start = Clock::now();
+    json phases = json::object();
+    std::filesystem::create_directories(std::filesystem::path(a.out).parent_path().empty()
+                                            ? std::filesystem::path(".")
+                                            : std::filesystem::path(a.out).parent_path());
+
+    // 1. The target model and its tokenizer.
+    auto t = Clock::now();
+    const BpeTokenizer tok = BpeTokenizer::from_hf_json(a.target + ".tokenizer.json");
+    const TransformerConfig config = read_checkpoint_config(a.target + ".ckpt");
+    TransformerLM<Cpu, float> target(config);
+    {
+      AdamW<Cpu, float> unused;
+      load_checkpoint(a.target + ".ckpt", target, unused);
+    }
+    NLA_CHECK(config.vocab_size == tok.vocab_size(), "tiny_nla",
+              "checkpoint vocabulary {} != tokenizer's {}", config.vocab_size, tok.vocab_size());
+    const index_t layer = default_extraction_layer(config.n_layers), d = config.d_model;
+    std::cerr << fmt::format("target: {} layers, d = {}, extraction after block {}\n",
+                             config.n_layers, d, layer);
+
+    // 2. Activations at the marked positions of the train and test splits.
+    WorldOptions wo;
+    wo.seed = a.world_seed;
+    const SyntheticWorld world(wo);
+    auto extract = [&](Split split, index_t docs, const std::string& name) {
+      ExtractionOptions eo;
+      eo.seed = a.seed;
+      eo.corpus = fmt::format("synthetic_world seed={}", a.world_seed);
+      eo.split = name;
+      extract_activations(target, tok, layer,
+                          world_extraction_documents(world, tok, split, docs, config.context_length),
+                          eo, a.out + "." + name);
+      ActivationDataset data = ActivationDataset::load(a.out + "." + name);
+      data.check_compatible(config, layer);
+      return data;
+    };
+    const ActivationDataset train = extract(Split::Train, a.train_docs, "train");
+    const ActivationDataset test = extract(Split::Test, a.test_docs, "test");
+    FveBaseline baseline{std::size_t(d)};
+    for (index_t i = 0; i < train.size(); ++i) baseline.add(&train.vectors(std::size_t(i), 0));
+    const double B = baseline.baseline();
+    phases["extract_s"] = since(t);
+    std::cerr << fmt::format("activations: {} train, {} test; B = {:.3f}; injection scale {}\n",
+                             train.size(), test.size(), B, train.meta.injection_scale);
+
+    // 3. Summaries: partial ones for the warm start, complete ones as truth.
+    WorldTruthOptions partial_options;
+    if (a.withhold != "none") {
+      partial_options.withhold = attribute_from_name(a.withhold);
+      NLA_CHECK(partial_options.withhold.has_value(), "tiny_nla", "--withhold '{}' is no attribute",
+                a.withhold);
+      partial_options.withheld_keep_fraction = a.keep_fraction;
+      partial_options.seed = a.seed;
+    }
+    const WorldTruthSummarizer partial(partial_options), complete;
+    std::vector<Explanation> train_summaries, train_truth, test_truth;
+    for (const auto& row : train.rows) {
+      train_summaries.push_back(as_message(tok, partial.summarize_row(row)));
+      train_truth.push_back(as_message(tok, complete.summarize_row(row)));
+    }
+    for (const auto& row : test.rows) test_truth.push_back(as_message(tok, complete.summarize_row(row)));
+
+    // 4. The two models, as encoder and decoder of the generic autoencoder.
+    const auto prompt_prefix = [&](const std::string& text) {
+      std::vector<std::int32_t> p{tok.bos_id()};
+      tok.encode_append(text, p);
+      return p;
+    };
+    Verbalizer<Cpu, float> av(target, {prompt_prefix(" explain"), tok.encode(":")},
+                              train.meta.injection_scale);
+    if (a.centre) av.set_centre(train.meta.mean);
+    Reconstructor<Cpu, float> ar(target, layer + 1);
+    VerbalizerEncoderOptions eo;
+    eo.group_size = a.group;
+    eo.sampling.max_new_tokens = a.max_tokens;
+    eo.sampling.stop_tokens = {tok.eos_id()};
+    eo.evaluation_sampling = eo.sampling;
+    eo.grpo.kl_coef = a.kl_coef;
+    eo.adamw.lr = a.rl_av_lr;
+    eo.seed = a.seed;
+    VerbalizerEncoder<Cpu, float> encoder(
+        av, eo, [&](const std::vector<std::int32_t>& ids) { return tok.decode(ids, true); });
+    ReconstructorDecoderOptions dopt;
+    dopt.adamw.lr = a.rl_ar_lr;
+    ReconstructorDecoder<Cpu, float> decoder(ar, {prompt_prefix(" meaning"), tok.encode(" ->")},
+                                             dopt);
+    Autoencoder<VerbalizerEncoder<Cpu, float>, ReconstructorDecoder<Cpu, float>> nla(encoder,
+                                                                                      decoder, B);
+
+    JsonlWriter log(a.out + ".jsonl");
+    const std::optional<Attribute> withheld = partial_options.withhold;
+
+    // Evaluation on the test split: FVE, truth of the explanations, the AR on
+    // true descriptions, and FVE when each explanation is scored against the
+    // wrong activation (a control that must be far lower).
+    auto evaluate = [&](const char* tag) {
+      Evaluation ev;
+      std::vector<float> predictions;
+      std::map<std::string, std::pair<double, double>> attr;  // name -> hits, count
+      double withheld_hits = 0, withheld_n = 0, rhyme_hits = 0, rhyme_n = 0, eval_hits = 0,
+             eval_n = 0, truth_err = 0, err = 0, failures = 0, tokens = 0;
+      for (index_t first = 0; first < test.size(); first += 128) {
+        std::vector<index_t> idx(std::size_t(std::min<index_t>(128, test.size() - first)));
+        std::iota(idx.begin(), idx.end(), first);
+        const ActivationBatch batch = batch_of(test, idx);
+        const auto messages = encoder.encode(batch, false);
+        const auto fb = decoder.decode(messages, batch.vectors, false);
+        predictions.insert(predictions.end(), fb.predictions.begin(), fb.predictions.end());
+        std::vector<Explanation> truth(test_truth.begin() + first,
+                                       test_truth.begin() + first + index_t(idx.size()));
+        for (double e : decoder.decode(truth, batch.vectors, false).error) truth_err += e;
+        for (std::size_t k = 0; k < idx.size(); ++k) {
+          const json& row = *batch.rows[k];
+          const Explanation& m = messages[k];
+          const double e = m.failed() ? 4.0 : fb.error[k];
+          err += e;
+          failures += m.failed();
+          tokens += double(m.tokens.size());
+          ev.texts.push_back(m.text);
+          for (Attribute at : needed_attributes(row)) {
+            const bool ok = !m.failed() && states_attribute_correctly(m.text, at, row);
+            auto& [hits, n] = attr[std::string(attribute_name(at))];
+            hits += ok, n += 1;
+            if (withheld && at == *withheld) withheld_hits += ok, withheld_n += 1;
+            if (at == Attribute::Rhyme) rhyme_hits += ok, rhyme_n += 1;
+            if (at == Attribute::EvalMarker) eval_hits += ok, eval_n += 1;
+          }
+        }
+      }
+      const double n = double(test.size());
+      ev.fve = fraction_of_variance_explained(err / n, B);
+      ev.fve_truth_text = fraction_of_variance_explained(truth_err / n, B);
+      // Control: prediction of row (i + n/2) mod n scored against row i.
+      double shuffled = 0;
+      for (index_t i = 0; i < test.size(); ++i) {
+        const index_t j = (i + test.size() / 2) % test.size();
+        shuffled += normalized_mse(&predictions[std::size_t(j * d)], &test.vectors(std::size_t(i), 0),
+                                   std::size_t(d));
+      }
+      ev.fve_shuffled = fraction_of_variance_explained(shuffled / n, B);
+      double hits_sum = 0, n_sum = 0;
+      for (const auto& [name, hn] : attr) {
+        ev.per_attribute[name] = hn.first / hn.second;
+        hits_sum += hn.first, n_sum += hn.second;
+      }
+      ev.attribute_accuracy = n_sum > 0 ? hits_sum / n_sum : 0;
+      ev.withheld_accuracy = withheld_n > 0 ? withheld_hits / withheld_n : 0;
+      ev.rhyme_word_accuracy = rhyme_n > 0 ? rhyme_hits / rhyme_n : 0;
+      ev.eval_marker_detection = eval_n > 0 ? eval_hits / eval_n : 0;
+      ev.failure_rate = failures / n;
+      ev.mean_tokens = tokens / n;
+      const json rec = {{"phase", tag},
+                        {"fve", ev.fve},
+                        {"fve_truth_text", ev.fve_truth_text},
+                        {"fve_shuffled_control", ev.fve_shuffled},
+                        {"attribute_accuracy", ev.attribute_accuracy},
+                        {"per_attribute", ev.per_attribute},
+                        {"withheld_accuracy", ev.withheld_accuracy},
+                        {"failure_rate", ev.failure_rate},
+                        {"explanation_tokens", ev.mean_tokens}};
+      log.write(rec);
+      std::cout << rec.dump() << std::endl;
+      for (index_t i = 0; i < 4; ++i) {
+        const index_t k = i * (test.size() / 4);
+        std::cerr << fmt::format("  [{}] truth: {}\n       said:  {}\n", tag,
+                                 test_truth[std::size_t(k)].text, ev.texts[std::size_t(k)]);
+      }
+      return ev;
+    };
+
+    // 5. Warm start, with warm-up and cosine decay: the AR's loss depends only
+    // on the direction of its output, and a constant high lr makes FVE swing.
+    t = Clock::now();
+    const WarmupCosineSchedule av_schedule{a.sft_av_lr, a.sft_av_lr / 10,
+                                           std::max<std::int64_t>(1, a.sft_steps / 10),
+                                           std::int64_t(a.sft_steps)};
+    const WarmupCosineSchedule ar_schedule{a.sft_ar_lr, a.sft_ar_lr / 10,
+                                           std::max<std::int64_t>(1, a.sft_steps / 10),
+                                           std::int64_t(a.sft_steps)};
+    Progress sft_progress(a.sft_steps, "ex");
+    for (index_t step = 0; step < a.sft_steps; ++step) {
+      const auto idx = random_rows(a.sft_batch, train.size(), a.seed, 1000 + std::uint64_t(step));
+      const ActivationBatch batch = batch_of(train, idx);
+      std::vector<std::vector<std::int32_t>> text;
+      std::vector<Explanation> messages;
+      for (index_t i : idx) {
+        text.push_back(train_summaries[std::size_t(i)].tokens);
+        messages.push_back(train_summaries[std::size_t(i)]);
+      }
+      const double av_loss = encoder.learn_supervised(batch, text, av_schedule(step));
+      decoder.options().adamw.lr = ar_schedule(step);
+      const auto fb = decoder.decode(messages, batch.vectors, true);
+      decoder.learn();
+      double ar_err = 0;
+      for (double e : fb.error) ar_err += e / double(fb.error.size());
+      if ((step + 1) % 10 == 0)
+        log.write({{"phase", "sft"},
+                   {"step", step + 1},
+                   {"av_loss", av_loss},
+                   {"ar_loss", ar_err},
+                   {"fve", fraction_of_variance_explained(ar_err, B)}});
+      sft_progress.update(step + 1, double((step + 1) * a.sft_batch),
+                          fmt::format("AV {:.3f} AR FVE {:.3f}", av_loss,
+                                      fraction_of_variance_explained(ar_err, B)));
+    }
+    phases["sft_s"] = since(t);
+
+    // The shuffled-activation control: the AV's loss on test summaries with
+    // each activation replaced by another must be clearly worse.
+    double av_loss_true = 0, av_loss_shuffled = 0;
+    {
+      std::vector<index_t> idx(std::size_t(std::min<index_t>(256, test.size())));
+      std::iota(idx.begin(), idx.end(), 0);
+      std::vector<index_t> shuffled(idx);
+      std::rotate(shuffled.begin(), shuffled.begin() + index_t(shuffled.size()) / 2, shuffled.end());
+      std::vector<std::vector<std::int32_t>> text;
+      for (index_t i : idx) text.push_back(test_truth[std::size_t(i)].tokens);
+      av_loss_true = encoder.supervised_loss(batch_of(test, idx), text);
+      av_loss_shuffled = encoder.supervised_loss(batch_of(test, shuffled), text);
+    }
+    std::cerr << fmt::format("AV loss on test summaries: {:.3f} true, {:.3f} shuffled\n",
+                             av_loss_true, av_loss_shuffled);
+    t = Clock::now();
+    const Evaluation sft = evaluate("after_sft");
+    phases["eval_sft_s"] = since(t);
+
+    // 6. Joint RL. The KL reference is the warm-started AV.
+    t = Clock::now();
+    encoder.reset_reference();
+    Progress rl_progress(a.rl_steps, "ex");
+    for (index_t step = 0; step < a.rl_steps; ++step) {
+      if (a.anchors > 0) {
+        const auto idx = random_rows(a.anchors, train.size(), a.seed, 900000 + std::uint64_t(step));
+        std::vector<Explanation> m;
+        for (index_t i : idx) m.push_back(train_truth[std::size_t(i)]);
+        decoder.set_anchors(std::move(m), batch_of(train, idx).vectors);
+      }
+      const auto idx = random_rows(a.rl_batch, train.size(), a.seed, 500000 + std::uint64_t(step));
+      const AutoencoderStep s = nla.step(batch_of(train, idx));
+      json rec = s.encoder;
+      rec["phase"] = "rl";
+      rec["step"] = step + 1;
+      rec["fve"] = s.fve;
+      rec["ar_loss"] = s.decoder["loss"];
+      rec["encode_s"] = s.encode_s;
+      rec["decode_s"] = s.decode_s;
+      rec["encoder_learn_s"] = s.encoder_learn_s;
+      rec["decoder_learn_s"] = s.decoder_learn_s;
+      log.write(rec);
+      rl_progress.update(step + 1, double((step + 1) * a.rl_batch * a.group),
+                         fmt::format("FVE {:.3f} reward {:.3f} KL {:.4f}", s.fve,
+                                     s.encoder["reward_mean"].get<double>(),
+                                     s.encoder["kl"].get<double>()));
+    }
+    phases["rl_s"] = since(t);
+    t = Clock::now();
+    const Evaluation rl = evaluate("after_rl");
+    phases["eval_rl_s"] = since(t);
+
+    // 7. Explain with confidence: n samples per activation; is a claim that
+    // recurs in most samples more often true than a one-off?
+    t = Clock::now();
+    double recurring_true = 0, recurring_n = 0, oneoff_true = 0, oneoff_n = 0;
+    {
+      std::vector<index_t> idx;
+      for (index_t i = 0; i < std::min<index_t>(64, test.size()); ++i) idx.push_back(i);
+      const ActivationBatch batch = batch_of(test, idx);
+      const auto samples = encoder.encode(batch, true);  // G per activation
+      for (std::size_t k = 0; k < idx.size(); ++k) {
+        std::vector<std::string> texts;
+        for (index_t g = 0; g < a.group; ++g) texts.push_back(samples[k * std::size_t(a.group) + std::size_t(g)].text);
+        for (const ClaimSupport& c : rank_claims(texts)) {
+          const WorldClaim claim = parse_world_claim(c.claim);
+          if (claim.kind == WorldClaimKind::Unrecognised) continue;
+          const bool ok = claim_is_true(claim, *batch.rows[k]);
+          if (c.fraction >= 0.5) recurring_true += ok, recurring_n += 1;
+          if (c.count == 1) oneoff_true += ok, oneoff_n += 1;
+        }
+      }
+    }
+    phases["confidence_s"] = since(t);
+
+    // 8. Steering at the mood position ("and Pip was| happy"): the AR turns
+    // "mood happy" -> "mood sad" into a direction; the target's next word
+    // should become the new mood. Control: random directions, same alpha.
+    t = Clock::now();
+    double steer_hits = 0, control_hits = 0, steer_n = 0;
+    {
+      SamplingOptions greedy;
+      greedy.temperature = 0;
+      greedy.max_new_tokens = 1;
+      for (index_t i = 0; i < test.size() && steer_n < 100; ++i) {
+        const json& row = test.rows[std::size_t(i)];
+        if (row.value("target", "") != "mood") continue;
+        const std::string mood = row["attributes"]["mood"];
+        const auto it = std::find(kWorldMoods.begin(), kWorldMoods.end(), mood);
+        const std::string edited_mood(
+            kWorldMoods[std::size_t((it - kWorldMoods.begin() + 1 + i) % kWorldMoods.size())]);
+        const std::string original = complete.summarize_row(row);
+        std::string edited = original;
+        edited.replace(edited.find("mood " + mood), 5 + mood.size(), "mood " + edited_mood);
+        const auto fb = decoder.decode({as_message(tok, original), as_message(tok, edited)},
+                                       std::vector<float>(std::size_t(2 * d), 1.0f), false);
+        const std::vector<float> p0(fb.predictions.begin(), fb.predictions.begin() + d),
+            p1(fb.predictions.begin() + d, fb.predictions.end());
+        const std::vector<double> delta = steering_delta(p0, p1);
+        std::vector<double> control(static_cast<std::size_t>(d));
+        for (index_t j = 0; j < d; ++j) control[std::size_t(j)] = random_normal(a.seed, 777, std::uint64_t(i * d + j));
+        std::vector<std::int32_t> prompt{tok.bos_id()};
+        tok.encode_append(row["prefix"].get<std::string>(), prompt);
+        SteeringOptions so;
+        so.stream = layer + 1;
+        so.alpha = a.steering_alpha;
+        so.positions = SteeringPositions::at({index_t(prompt.size()) - 1});
+        const auto said = [&](const std::vector<double>& dir) {
+          const auto g = steered_generate(target, {prompt}, dir, so, greedy);
+          return tok.decode(g[0].tokens, true) == " " + edited_mood;
+        };
+        steer_hits += said(delta);
+        control_hits += said(control);
+        steer_n += 1;
+      }
+    }
+    phases["steering_s"] = since(t);
+
+    if (!a.plot_script.empty()) {
+      for (const auto& [png, keys] :
+           std::vector<std::pair<std::string, std::string>>{{".fve.png", "fve"},
+                                                            {".reward.png", "reward_mean kl"}}) {
+        const std::string cmd = fmt::format("bash '{}' '{}.jsonl' '{}{}' {} > /dev/null", a.plot_script,
+                                            a.out, a.out, png, keys);
+        if (std::system(cmd.c_str()) != 0) std::cerr << "plot failed: " << cmd << "\n";
+      }
+    }
+
+    const json result = {
+        {"example", "tiny_nla"},
+        {"seed", a.seed},
+        {"fve_sft", sft.fve},
+        {"fve_rl", rl.fve},
+        {"fve_shuffled_control", sft.fve_shuffled},
+        {"fve_shuffled_control_rl", rl.fve_shuffled},
+        {"fve_truth_text_sft", sft.fve_truth_text},
+        {"fve_truth_text_rl", rl.fve_truth_text},
+        {"av_loss_true", av_loss_true},
+        {"av_loss_shuffled", av_loss_shuffled},
+        {"attribute_accuracy", rl.attribute_accuracy},
+        {"attribute_accuracy_sft", sft.attribute_accuracy},
+        {"per_attribute_rl", rl.per_attribute},
+        {"withheld", a.withhold},
+        {"withheld_accuracy_sft", sft.withheld_accuracy},
+        {"withheld_accuracy_rl", rl.withheld_accuracy},
+        {"rhyme_word_accuracy", rl.rhyme_word_accuracy},
+        {"eval_marker_detection", rl.eval_marker_detection},
+        {"failure_rate_rl", rl.failure_rate},
+        {"recurring_claim_truth", recurring_n > 0 ? recurring_true / recurring_n : 0.0},
+        {"one_off_claim_truth", oneoff_n > 0 ? oneoff_true / oneoff_n : 0.0},
+        {"steering_success", steer_n > 0 ? steer_hits / steer_n : 0.0},
+        {"steering_control", steer_n > 0 ? control_hits / steer_n : 0.0},
+        {"steering_alpha", a.steering_alpha},
+        {"fve_baseline_B", B},
+        {"centre", a.centre},
+        {"phase_seconds", phases},
+        {"minutes", since(start) / 60}};
+    log.write(result);
+    std::cout << result.dump() << std::endl;
+  } catch (const std::exception& e) {
+    std::cerr << "tiny_nla: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
