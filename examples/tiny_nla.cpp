@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
 #include "nla/activations/activation_dataset.hpp"
@@ -107,8 +107,10 @@ int main(int argc, char** argv) {
   app.add_option("--out", a.out, "output prefix: activations, .jsonl logs, .png plots");
   app.add_option("--seed", a.seed, "seed of sampling, batches and initialisation");
   app.add_option("--world-seed", a.world_seed, "the --seed train_target was run with");
-  app.add_option("--train-docs", a.train_docs, "training documents to extract")->check(CLI::PositiveNumber);
-  app.add_option("--test-docs", a.test_docs, "test documents to evaluate on")->check(CLI::PositiveNumber);
+  app.add_option("--train-docs", a.train_docs, "training documents to extract")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--test-docs", a.test_docs, "test documents to evaluate on")
+      ->check(CLI::PositiveNumber);
   app.add_option("--sft-steps", a.sft_steps, "warm-start steps")->check(CLI::NonNegativeNumber);
   app.add_option("--sft-batch", a.sft_batch, "warm-start batch")->check(CLI::PositiveNumber);
   app.add_option("--sft-av-lr", a.sft_av_lr, "warm-start peak lr of the verbalizer");
@@ -162,9 +164,10 @@ int main(int argc, char** argv) {
       eo.seed = a.seed;
       eo.corpus = fmt::format("synthetic_world seed={}", a.world_seed);
       eo.split = name;
-      extract_activations(target, tok, layer,
-                          world_extraction_documents(world, tok, split, docs, config.context_length),
-                          eo, a.out + "." + name);
+      extract_activations(
+          target, tok, layer,
+          world_extraction_documents(world, tok, split, docs, config.context_length), eo,
+          a.out + "." + name);
       ActivationDataset data = ActivationDataset::load(a.out + "." + name);
       data.check_compatible(config, layer);
       return data;
@@ -193,7 +196,8 @@ int main(int argc, char** argv) {
       train_summaries.push_back(as_message(tok, partial.summarize_row(row)));
       train_truth.push_back(as_message(tok, complete.summarize_row(row)));
     }
-    for (const auto& row : test.rows) test_truth.push_back(as_message(tok, complete.summarize_row(row)));
+    for (const auto& row : test.rows)
+      test_truth.push_back(as_message(tok, complete.summarize_row(row)));
 
     // 4. The two models, as encoder and decoder of the generic autoencoder.
     const auto prompt_prefix = [&](const std::string& text) {
@@ -220,7 +224,7 @@ int main(int argc, char** argv) {
     ReconstructorDecoder<Cpu, float> decoder(ar, {prompt_prefix(" meaning"), tok.encode(" ->")},
                                              dopt);
     Autoencoder<VerbalizerEncoder<Cpu, float>, ReconstructorDecoder<Cpu, float>> nla(encoder,
-                                                                                      decoder, B);
+                                                                                     decoder, B);
 
     JsonlWriter log(a.out + ".jsonl");
     const std::optional<Attribute> withheld = partial_options.withhold;
@@ -269,8 +273,8 @@ int main(int argc, char** argv) {
       double shuffled = 0;
       for (index_t i = 0; i < test.size(); ++i) {
         const index_t j = (i + test.size() / 2) % test.size();
-        shuffled += normalized_mse(&predictions[std::size_t(j * d)], &test.vectors(std::size_t(i), 0),
-                                   std::size_t(d));
+        shuffled += normalized_mse(&predictions[std::size_t(j * d)],
+                                   &test.vectors(std::size_t(i), 0), std::size_t(d));
       }
       ev.fve_shuffled = fraction_of_variance_explained(shuffled / n, B);
       double hits_sum = 0, n_sum = 0;
@@ -347,7 +351,8 @@ int main(int argc, char** argv) {
       std::vector<index_t> idx(std::size_t(std::min<index_t>(256, test.size())));
       std::iota(idx.begin(), idx.end(), 0);
       std::vector<index_t> shuffled(idx);
-      std::rotate(shuffled.begin(), shuffled.begin() + index_t(shuffled.size()) / 2, shuffled.end());
+      std::rotate(shuffled.begin(), shuffled.begin() + index_t(shuffled.size()) / 2,
+                  shuffled.end());
       std::vector<std::vector<std::int32_t>> text;
       for (index_t i : idx) text.push_back(test_truth[std::size_t(i)].tokens);
       av_loss_true = encoder.supervised_loss(batch_of(test, idx), text);
@@ -382,10 +387,10 @@ int main(int argc, char** argv) {
       rec["encoder_learn_s"] = s.encoder_learn_s;
       rec["decoder_learn_s"] = s.decoder_learn_s;
       log.write(rec);
-      rl_progress.update(step + 1, double((step + 1) * a.rl_batch * a.group),
-                         fmt::format("FVE {:.3f} reward {:.3f} KL {:.4f}", s.fve,
-                                     s.encoder["reward_mean"].get<double>(),
-                                     s.encoder["kl"].get<double>()));
+      rl_progress.update(
+          step + 1, double((step + 1) * a.rl_batch * a.group),
+          fmt::format("FVE {:.3f} reward {:.3f} KL {:.4f}", s.fve,
+                      s.encoder["reward_mean"].get<double>(), s.encoder["kl"].get<double>()));
     }
     phases["rl_s"] = since(t);
     t = Clock::now();
@@ -403,7 +408,8 @@ int main(int argc, char** argv) {
       const auto samples = encoder.encode(batch, true);  // G per activation
       for (std::size_t k = 0; k < idx.size(); ++k) {
         std::vector<std::string> texts;
-        for (index_t g = 0; g < a.group; ++g) texts.push_back(samples[k * std::size_t(a.group) + std::size_t(g)].text);
+        for (index_t g = 0; g < a.group; ++g)
+          texts.push_back(samples[k * std::size_t(a.group) + std::size_t(g)].text);
         for (const ClaimSupport& c : rank_claims(texts)) {
           const WorldClaim claim = parse_world_claim(c.claim);
           if (claim.kind == WorldClaimKind::Unrecognised) continue;
@@ -440,7 +446,8 @@ int main(int argc, char** argv) {
             p1(fb.predictions.begin() + d, fb.predictions.end());
         const std::vector<double> delta = steering_delta(p0, p1);
         std::vector<double> control(static_cast<std::size_t>(d));
-        for (index_t j = 0; j < d; ++j) control[std::size_t(j)] = random_normal(a.seed, 777, std::uint64_t(i * d + j));
+        for (index_t j = 0; j < d; ++j)
+          control[std::size_t(j)] = random_normal(a.seed, 777, std::uint64_t(i * d + j));
         std::vector<std::int32_t> prompt{tok.bos_id()};
         tok.encode_append(row["prefix"].get<std::string>(), prompt);
         SteeringOptions so;
@@ -459,11 +466,10 @@ int main(int argc, char** argv) {
     phases["steering_s"] = since(t);
 
     if (!a.plot_script.empty()) {
-      for (const auto& [png, keys] :
-           std::vector<std::pair<std::string, std::string>>{{".fve.png", "fve"},
-                                                            {".reward.png", "reward_mean kl"}}) {
-        const std::string cmd = fmt::format("bash '{}' '{}.jsonl' '{}{}' {} > /dev/null", a.plot_script,
-                                            a.out, a.out, png, keys);
+      for (const auto& [png, keys] : std::vector<std::pair<std::string, std::string>>{
+               {".fve.png", "fve"}, {".reward.png", "reward_mean kl"}}) {
+        const std::string cmd = fmt::format("bash '{}' '{}.jsonl' '{}{}' {} > /dev/null",
+                                            a.plot_script, a.out, a.out, png, keys);
         if (std::system(cmd.c_str()) != 0) std::cerr << "plot failed: " << cmd << "\n";
       }
     }

@@ -11,37 +11,14 @@
 #include <nla/text/synthetic_world.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/world_rows.hpp"
+
 using namespace nla;
+using nla::testing::world_row;
+using nla::testing::world_rows;
 using nlohmann::json;
 
 namespace {
-
-// A dataset row for a marked position (the fields claim_is_true reads).
-json world_row(const WorldDocument& doc, const MarkedPosition& m) {
-  const WorldAttributes& a = doc.attributes;
-  json needed = json::array();
-  for (Attribute n : m.needed) needed.push_back(attribute_name(n));
-  return {{"doc", fmt::format("world-{}-{}", split_name(doc.split), doc.index)},
-          {"position", m.offset},
-          {"token_text", " " + m.current_token},
-          {"prefix", std::string(doc.prefix(m.offset))},
-          {"attributes",
-           {{"name", a.name_word()},
-            {"species", a.species_word()},
-            {"place", a.place_word()},
-            {"object", a.object_word()},
-            {"mood", a.mood_word()},
-            {"rhyme_family", kRhymeFamilyNames[static_cast<std::size_t>(a.rhyme_family)]},
-            {"rhyme_first", a.rhyme_first_word()},
-            {"rhyme_second", a.rhyme_second_word()},
-            {"eval_marker", a.eval_marker},
-            {"cipher", a.cipher}}},
-          {"target", attribute_name(m.target)},
-          {"needed", needed},
-          {"next_word", m.next_word},
-          {"current_token", m.current_token},
-          {"description", m.description}};
-}
 
 // Another value of the same table, as a claim value.
 template <class Table>

@@ -18,56 +18,14 @@
 #include <nla/text/synthetic_world.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/world_rows.hpp"
+
 using namespace nla;
+using nla::testing::world_row;
+using nla::testing::world_rows;
 using nlohmann::json;
 
 namespace {
-
-// The dataset row of a marked position, as the dataset module writes it (the
-// token id is not known without a tokenizer; the offset stands in for the
-// token index, which is unique per document all the same).
-json world_row(const WorldDocument& doc, const MarkedPosition& m) {
-  const WorldAttributes& a = doc.attributes;
-  json needed = json::array();
-  for (Attribute n : m.needed) needed.push_back(attribute_name(n));
-  const std::string prefix(doc.prefix(m.offset));
-  const std::size_t token_begin = prefix.size() - m.current_token.size();
-  const bool spaced = token_begin > 0 && prefix[token_begin - 1] == ' ';
-  return {{"doc", fmt::format("world-{}-{}", split_name(doc.split), doc.index)},
-          {"position", m.offset},
-          {"token", 0},
-          {"token_text", (spaced ? " " : "") + m.current_token},
-          {"prefix", prefix},
-          {"attributes",
-           {{"name", a.name_word()},
-            {"species", a.species_word()},
-            {"place", a.place_word()},
-            {"object", a.object_word()},
-            {"mood", a.mood_word()},
-            {"rhyme_family", kRhymeFamilyNames[static_cast<std::size_t>(a.rhyme_family)]},
-            {"rhyme_first", a.rhyme_first_word()},
-            {"rhyme_second", a.rhyme_second_word()},
-            {"eval_marker", a.eval_marker},
-            {"cipher", a.cipher}}},
-          {"target", attribute_name(m.target)},
-          {"needed", needed},
-          {"next_word", m.next_word},
-          {"current_token", m.current_token},
-          {"description", m.description}};
-}
-
-// Every marked position of the first n training documents.
-std::vector<json> world_rows(int n, std::uint64_t seed = 0) {
-  WorldOptions options;
-  options.seed = seed;
-  const SyntheticWorld world(options);
-  std::vector<json> rows;
-  for (int i = 0; i < n; ++i) {
-    const WorldDocument doc = world.generate(Split::Train, static_cast<std::uint64_t>(i));
-    for (const MarkedPosition& m : doc.marked) rows.push_back(world_row(doc, m));
-  }
-  return rows;
-}
 
 // The message of the nla::Error that `f` throws ("" when it does not throw).
 template <class F>

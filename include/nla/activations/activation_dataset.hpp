@@ -35,8 +35,8 @@
 #include "nla/core/error.hpp"
 #include "nla/core/host.hpp"
 #include "nla/core/shape.hpp"
-#include "nla/io/checkpoint.hpp"
 #include "nla/io/file.hpp"
+#include "nla/io/hash.hpp"
 #include "nla/io/npy.hpp"
 #include "nla/nn/config.hpp"
 
@@ -62,13 +62,13 @@ inline double round_injection_scale(double mean_norm) {
       if (m * decade >= target) return m * decade;
 }
 
-// FNV-1a 64 (io/checkpoint.hpp) over the bytes of a model's flat parameter
+// FNV-1a 64 (io/hash.hpp) over the bytes of a model's flat parameter
 // buffer, as 16 hex digits: identifies the exact weights a dataset came from.
 // Works for any model with parameters() and backend() (TransformerLM).
 template <class Model>
 std::string parameter_hash(Model& model) {
   const auto values = to_host(model.backend(), model.parameters().values());
-  const std::uint64_t h = checkpoint_detail::fnv1a64(
+  const std::uint64_t h = fnv1a64(
       values.data(), static_cast<std::size_t>(values.size()) * sizeof(*values.data()));
   return fmt::format("{:016x}", h);
 }

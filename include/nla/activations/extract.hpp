@@ -163,6 +163,17 @@ inline nlohmann::json world_attributes_json(const WorldAttributes& a) {
           {"cipher", a.cipher}};
 }
 
+// The ground truth of a marked position as the JSONL stores it.
+inline nlohmann::json world_position_json(const MarkedPosition& m) {
+  std::vector<std::string> needed;
+  for (Attribute a : m.needed) needed.emplace_back(attribute_name(a));
+  return {{"target", attribute_name(m.target)},
+          {"needed", needed},
+          {"next_word", m.next_word},
+          {"current_token", m.current_token},
+          {"description", m.description}};
+}
+
 // One synthetic-world document, tokenized, with its marked positions.
 inline ExtractionDocument world_extraction_document(const BpeTokenizer& tokenizer,
                                                     const WorldDocument& doc, index_t context) {
@@ -176,17 +187,8 @@ inline ExtractionDocument world_extraction_document(const BpeTokenizer& tokenize
             "document {} has {} tokens, more than context {} + 1", out.id, out.tokens.size(),
             context);
   out.attributes = world_attributes_json(doc.attributes);
-  for (std::size_t m = 0; m < doc.marked.size(); ++m) {
-    const MarkedPosition& mp = doc.marked[m];
-    std::vector<std::string> needed;
-    for (Attribute a : mp.needed) needed.emplace_back(attribute_name(a));
-    out.marked.push_back({td.marked[m],
-                          {{"target", attribute_name(mp.target)},
-                           {"needed", needed},
-                           {"next_word", mp.next_word},
-                           {"current_token", mp.current_token},
-                           {"description", mp.description}}});
-  }
+  for (std::size_t m = 0; m < doc.marked.size(); ++m)
+    out.marked.push_back({td.marked[m], world_position_json(doc.marked[m])});
   return out;
 }
 

@@ -66,8 +66,8 @@ struct ActivationBatch {
 struct DecoderFeedback {
   std::vector<float> predictions;  // [m, d]
   std::vector<double> error;       // [m] normalised MSE 2 (1 - cos)
-  // d mean(error) / d message values, for encoders with differentiable
-  // messages (the sparse autoencoder); its layout is the message type's.
+  // d (the decoder's training loss) / d message values, for encoders with
+  // differentiable messages (the sparse autoencoder); layout: the message type's.
   std::vector<float> dmessage;
 };
 

@@ -43,17 +43,20 @@
 //
 // T is float for use and double for the gradient check. Parameters,
 // gradients and Adam moments are flat host arrays; the one dense product,
-// W_enc x for a whole batch, runs through Eigen.
+// W_enc x for a whole batch, is the Cpu backend's gemm, and the sparse rest
+// (k of `width` features per row) plain loops.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <utility>
 #include <vector>
 
-#include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
+#include "nla/backend/cpu/cpu.hpp"
+#include "nla/backend/cpu/gemm.hpp"
 #include "nla/bottleneck/autoencoder.hpp"
 #include "nla/core/error.hpp"
 #include "nla/core/random.hpp"
@@ -332,17 +335,17 @@ class TopKSaeEncoder {
     batch.check(op);
     const index_t d = options_.dim, w = options_.width, k = options_.k, n = batch.size();
     NLA_CHECK(batch.dim == d, op, "batch has d = {}, the autoencoder d = {}", batch.dim, d);
-    using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-    Matrix x(n, d);  // [n, d]
+    std::vector<T> x(static_cast<std::size_t>(n * d));  // [n, d] v_n - b_dec
     for (index_t r = 0; r < n; ++r) {
-      detail::sae_normalize(op, r, batch.row(r), d, x.data() + r * d);
-      for (index_t c = 0; c < d; ++c) x(r, c) -= decoder_->bias()[c];
+      T* row = x.data() + r * d;
+      detail::sae_normalize(op, r, batch.row(r), d, row);
+      for (index_t c = 0; c < d; ++c) row[c] -= decoder_->bias()[c];
     }
     // pre = x W_enc^T + b_enc: [n, width]
-    const Eigen::Map<const Matrix> w_enc(weight(), w, d);
-    const Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>> b_enc(bias(), w);
-    Matrix pre = x * w_enc.transpose();
-    pre.rowwise() += b_enc;
+    std::vector<T> pre(static_cast<std::size_t>(n * w));
+    for (index_t r = 0; r < n; ++r) std::copy(bias(), bias() + w, pre.begin() + r * w);
+    cpu::Cpu host;
+    cpu::gemm(host, false, true, n, w, d, T(1), x.data(), d, weight(), d, T(1), pre.data(), w);
     std::vector<Message> out(static_cast<std::size_t>(n));
     std::vector<std::int32_t> order(static_cast<std::size_t>(w));
     for (index_t r = 0; r < n; ++r) {
@@ -361,7 +364,7 @@ class TopKSaeEncoder {
         msg.values[std::size_t(j)] = relu(msg.indices[std::size_t(j)]);
     }
     if (train) {
-      inputs_.assign(x.data(), x.data() + n * d);
+      inputs_ = std::move(x);
       rows_ = n;
     }
     return out;

@@ -45,6 +45,7 @@
 #include "nla/core/random.hpp"
 #include "nla/core/scalar.hpp"
 #include "nla/io/file.hpp"
+#include "nla/io/hash.hpp"
 #include "nla/nn/config.hpp"
 #include "nla/nn/parameters.hpp"
 #include "nla/nn/transformer_lm.hpp"
@@ -70,18 +71,9 @@ constexpr std::size_t kHeaderBytes = kMagicBytes + 4 + 8;  // magic, version, pa
 constexpr std::size_t kChecksumBytes = 8;
 constexpr std::size_t kBufferBytes = std::size_t{1} << 20;
 
-// FNV-1a, 64-bit (Fowler, Noll, Vo): from h = 0xcbf29ce484222325, for each
-// byte b: h = (h ^ b) * 0x100000001b3 (mod 2^64). Not cryptographic, but every
-// single-byte change alters it and it is streamable: pass the previous h to
-// continue over the next chunk.
-constexpr std::uint64_t kFnvOffsetBasis = 0xcbf29ce484222325ull;
-constexpr std::uint64_t kFnvPrime = 0x100000001b3ull;
-inline std::uint64_t fnv1a64(const void* data, std::size_t size,
-                             std::uint64_t h = kFnvOffsetBasis) {
-  const unsigned char* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < size; ++i) h = (h ^ p[i]) * kFnvPrime;
-  return h;
-}
+// The checksum is FNV-1a 64 (io/hash.hpp): every single-byte change alters
+// it, and it streams over the payload in chunks.
+using nla::fnv1a64;
 
 inline void encode_u32(unsigned char* out, std::uint32_t x) {
   for (int i = 0; i < 4; ++i) out[i] = static_cast<unsigned char>(x >> (8 * i));

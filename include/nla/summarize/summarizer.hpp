@@ -48,16 +48,6 @@ inline std::string lowered(std::string_view s) {
   return out;
 }
 
-// FNV-1a 64 of a string: a platform-independent key for a document id.
-inline std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 }  // namespace summarize_detail
 
 // row[key] as a string; throws naming the summarizer, the key and the row.

@@ -32,6 +32,7 @@
 
 #include "nla/core/error.hpp"
 #include "nla/core/random.hpp"
+#include "nla/io/hash.hpp"
 #include "nla/summarize/summarizer.hpp"
 #include "nla/text/synthetic_world_vocabulary.hpp"
 
@@ -172,8 +173,7 @@ class WorldTruthSummarizer : public Summarizer {
               row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     const nlohmann::json& doc = row["doc"];
     const std::string doc_id = doc.is_string() ? doc.get<std::string>() : doc.dump();
-    const std::uint64_t stream =
-        world_truth_detail::kWithholdStream ^ summarize_detail::fnv1a(doc_id);
+    const std::uint64_t stream = world_truth_detail::kWithholdStream ^ fnv1a64(doc_id);
     const auto position = row["position"].get<std::uint64_t>();
     return random_uniform(options_.seed, stream, position) < options_.withheld_keep_fraction;
   }
