@@ -53,7 +53,7 @@ struct Args {
   double sft_av_lr = 1e-3, sft_ar_lr = 1e-3;
   index_t rl_steps = 200, rl_batch = 8, group = 8, anchors = 8, max_tokens = 20;
   double rl_av_lr = 1e-4, rl_ar_lr = 1e-4, kl_coef = 0.01, keep_fraction = 0.2;
-  double steering_alpha = 4.0;
+  std::vector<double> steering_alphas = {2, 4, 8, 16};
   bool centre = false;
 };
 
@@ -128,7 +128,10 @@ int main(int argc, char** argv) {
   app.add_option("--withhold", a.withhold, "attribute left out of most summaries, or 'none'");
   app.add_option("--keep-fraction", a.keep_fraction, "share of summaries that keep it")
       ->check(CLI::Range(0.0, 1.0));
-  app.add_option("--steering-alpha", a.steering_alpha, "steering strength (units of |h|)");
+  app.add_option("--steering-alphas", a.steering_alphas,
+                 "steering strengths to sweep (units of |h|); the best on half the prompts is "
+                 "reported on the other half")
+      ->delimiter(',');
   app.add_flag("--centre", a.centre, "subtract the mean activation before injection");
   app.add_option("--plot-script", a.plot_script, "JSONL -> PNG script ('' to skip plots)");
   CLI11_PARSE(app, argc, argv);
@@ -423,16 +426,21 @@ int main(int argc, char** argv) {
 
     // 8. Steering at the mood position ("and Pip was| happy"): the AR turns
     // "mood happy" -> "mood sad" into a direction; the target's next word
-    // should become the new mood. Control: random directions, same alpha.
+    // should become the new mood. Control: a random direction, same alpha.
+    // Every alpha is tried on every prompt; the alpha that does best (success
+    // minus control) on the even prompts is reported on the odd ones.
     t = Clock::now();
-    double steer_hits = 0, control_hits = 0, steer_n = 0;
+    const std::size_t n_alpha = a.steering_alphas.size();
+    std::vector<double> steer_hits(2 * n_alpha), control_hits(2 * n_alpha), steer_n(2);
     {
       SamplingOptions greedy;
       greedy.temperature = 0;
       greedy.max_new_tokens = 1;
-      for (index_t i = 0; i < test.size() && steer_n < 100; ++i) {
+      index_t used = 0;
+      for (index_t i = 0; i < test.size() && used < 120; ++i) {
         const json& row = test.rows[std::size_t(i)];
         if (row.value("target", "") != "mood") continue;
+        const std::size_t half = std::size_t(used++ % 2);
         const std::string mood = row["attributes"]["mood"];
         const auto it = std::find(kWorldMoods.begin(), kWorldMoods.end(), mood);
         const std::string edited_mood(
@@ -452,17 +460,31 @@ int main(int argc, char** argv) {
         tok.encode_append(row["prefix"].get<std::string>(), prompt);
         SteeringOptions so;
         so.stream = layer + 1;
-        so.alpha = a.steering_alpha;
         so.positions = SteeringPositions::at({index_t(prompt.size()) - 1});
-        const auto said = [&](const std::vector<double>& dir) {
+        const auto says_edit = [&](const std::vector<double>& dir) {
           const auto g = steered_generate(target, {prompt}, dir, so, greedy);
           return tok.decode(g[0].tokens, true) == " " + edited_mood;
         };
-        steer_hits += said(delta);
-        control_hits += said(control);
-        steer_n += 1;
+        for (std::size_t k = 0; k < n_alpha; ++k) {
+          so.alpha = a.steering_alphas[k];
+          steer_hits[half * n_alpha + k] += says_edit(delta);
+          control_hits[half * n_alpha + k] += says_edit(control);
+        }
+        steer_n[half] += 1;
       }
     }
+    std::size_t best = 0;
+    json steering_sweep = json::array();
+    for (std::size_t k = 0; k < n_alpha; ++k) {
+      const double margin = steer_hits[k] - control_hits[k];
+      if (margin > steer_hits[best] - control_hits[best]) best = k;
+      const double n = steer_n[0] + steer_n[1];
+      steering_sweep.push_back({{"alpha", a.steering_alphas[k]},
+                                {"success", (steer_hits[k] + steer_hits[n_alpha + k]) / n},
+                                {"control", (control_hits[k] + control_hits[n_alpha + k]) / n}});
+    }
+    const double steering_success = steer_n[1] > 0 ? steer_hits[n_alpha + best] / steer_n[1] : 0;
+    const double steering_control = steer_n[1] > 0 ? control_hits[n_alpha + best] / steer_n[1] : 0;
     phases["steering_s"] = since(t);
 
     if (!a.plot_script.empty()) {
@@ -496,9 +518,10 @@ int main(int argc, char** argv) {
         {"failure_rate_rl", rl.failure_rate},
         {"recurring_claim_truth", recurring_n > 0 ? recurring_true / recurring_n : 0.0},
         {"one_off_claim_truth", oneoff_n > 0 ? oneoff_true / oneoff_n : 0.0},
-        {"steering_success", steer_n > 0 ? steer_hits / steer_n : 0.0},
-        {"steering_control", steer_n > 0 ? control_hits / steer_n : 0.0},
-        {"steering_alpha", a.steering_alpha},
+        {"steering_success", steering_success},
+        {"steering_control", steering_control},
+        {"steering_alpha", a.steering_alphas[best]},
+        {"steering_sweep", steering_sweep},
         {"fve_baseline_B", B},
         {"centre", a.centre},
         {"phase_seconds", phases},

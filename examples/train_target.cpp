@@ -43,7 +43,7 @@ struct Args {
   index_t steps = 4000, batch = 32, vocab = 512, context = 64, d_model = 128, layers = 4, heads = 4;
   index_t eval_every = 250, val_docs = 256, test_docs = 400, probe_train_docs = 2000;
   index_t tokenizer_docs = 4000;
-  double lr = 3e-3, text_fraction = 0.0, max_minutes = 0;
+  double lr = 2e-3, text_fraction = 0.0, max_minutes = 0;
 };
 
 // Documents of a split, tokenized on demand and kept (they are small).

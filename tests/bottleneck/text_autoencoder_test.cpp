@@ -1,14 +1,18 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "nla/bottleneck/autoencoder.hpp"
+#include "nla/bottleneck/nla_checkpoint.hpp"
 #include "nla/bottleneck/noisy_channel.hpp"
 #include "nla/bottleneck/reconstructor_decoder.hpp"
 #include "nla/bottleneck/verbalizer_encoder.hpp"
 #include "nla/nla.hpp"
 #include "support/gradcheck.hpp"
+#include "support/temp_dir.hpp"
 
 using namespace nla;
 using namespace nla::testing;
@@ -178,4 +182,55 @@ TEST_CASE("a short joint RL run raises the reward (verbalizer GRPO + reconstruct
   const double last = mean_reward(5);
   INFO("reward " << first << " -> " << last);
   REQUIRE(last > first + 0.5);
+}
+
+TEST_CASE("joint RL resumes bit-identically from an NLA checkpoint", "[bottleneck][io]") {
+  TempDir tmp("nla_checkpoint");
+  const index_t d = 16;
+  TransformerLM<Cpu, float> target(TransformerConfig::llama(10, 16, d, 2, 2, 1), 21);
+  struct Run {
+    Verbalizer<Cpu, float> av;
+    Reconstructor<Cpu, float> ar;
+    VerbalizerEncoder<Cpu, float> encoder;
+    ReconstructorDecoder<Cpu, float> decoder;
+    Autoencoder<VerbalizerEncoder<Cpu, float>, ReconstructorDecoder<Cpu, float>> nla;
+    explicit Run(const TransformerLM<Cpu, float>& t)
+        : av(t, {{0, 2}, {3}}, 4.0),
+          ar(t, 2),
+          encoder(av, options()),
+          decoder(ar, {{0, 4}, {5}}, {{1e-2, 0.9, 0.95, 1e-8, 0.0}, 1.0, 1.0}),
+          nla(encoder, decoder, 1.0) {}
+    static VerbalizerEncoderOptions options() {
+      VerbalizerEncoderOptions o = encoder_options(4, 3);
+      o.adamw.lr = 1e-2;
+      return o;
+    }
+    std::vector<float> state() {
+      std::vector<float> s;
+      for (auto* p : {&av.model().parameters(), &ar.model().parameters(), &ar.head_parameters()})
+        s.insert(s.end(), p->values().data(), p->values().data() + p->size());
+      return s;
+    }
+  };
+  const ActivationBatch batch = random_batch(3, d, 22);
+  Run first(target);
+  for (int i = 0; i < 3; ++i) first.nla.step(batch);
+  save_nla_checkpoint(tmp.file("run"), first.encoder, first.decoder, 3, {{"note", "x"}});
+  for (int i = 0; i < 3; ++i) first.nla.step(batch);
+
+  Run resumed(target);
+  const NlaCheckpointState s =
+      load_nla_checkpoint(tmp.file("run"), resumed.encoder, resumed.decoder);
+  REQUIRE(s.step == 3);
+  REQUIRE(s.metadata["note"] == "x");
+  for (int i = 0; i < 3; ++i) resumed.nla.step(batch);
+  REQUIRE(resumed.state() == first.state());
+
+  // A later save replaces the step directory; a broken pointer is named.
+  save_nla_checkpoint(tmp.file("run"), first.encoder, first.decoder, 6);
+  REQUIRE(std::filesystem::exists(tmp.file("run/step-000006")));
+  REQUIRE_FALSE(std::filesystem::exists(tmp.file("run/step-000003")));
+  { std::ofstream(tmp.file("run/latest")) << "../elsewhere"; }
+  REQUIRE_THROWS_WITH(load_nla_checkpoint(tmp.file("run"), resumed.encoder, resumed.decoder),
+                      Catch::Contains("not a step directory name"));
 }

@@ -459,15 +459,18 @@ auto parse_payload(const char* op, const std::string& path, Parse&& parse) {
 
 // Writes model parameters, optimiser state and training state to `path`
 // atomically (see the top of this file). Gradients are not saved.
+//
+// The model-free form saves any ParameterSet (a reconstructor's head) under a
+// config that load_parameters must be given back.
 template <class B, class T>
-void save_checkpoint(const std::string& path, const TransformerLM<B, T>& model,
-                     const AdamW<B, T>& optimizer, const TrainingState& state) {
+void save_parameters(const std::string& path, const TransformerConfig& config,
+                     const ParameterSet<T, B>& params, const AdamW<B, T>& optimizer,
+                     const TrainingState& state) {
   static_assert(B::kHostAccessible,
                 "save_checkpoint: only host-accessible backends; copy device tensors to the host");
   namespace cd = checkpoint_detail;
   using State = typename AdamW<B, T>::State;
   const char* op = "save_checkpoint";
-  const ParameterSet<T, B>& params = model.parameters();
   if (optimizer.first_moment().size() != params.size() ||
       optimizer.second_moment().size() != params.size())
     cd::fail(op, path, "optimizer holds {} and {} moments, the model has {} parameters",
@@ -476,7 +479,7 @@ void save_checkpoint(const std::string& path, const TransformerLM<B, T>& model,
   cd::write_atomically(op, path, [&](std::ostream& stream) {
     cereal::PortableBinaryOutputArchive ar(
         stream, cereal::PortableBinaryOutputArchive::Options::LittleEndian());
-    cd::write_config(ar, model.config());
+    cd::write_config(ar, config);
     cd::write_string(ar, ScalarTraits<T>::kName);
     cd::write_string(ar, ScalarTraits<State>::kName);
     ar(static_cast<std::uint64_t>(params.count()));
@@ -494,6 +497,12 @@ void save_checkpoint(const std::string& path, const TransformerLM<B, T>& model,
     cd::write_array(ar, optimizer.first_moment().data(), params.size());
     cd::write_array(ar, optimizer.second_moment().data(), params.size());
   });
+}
+
+template <class B, class T>
+void save_checkpoint(const std::string& path, const TransformerLM<B, T>& model,
+                     const AdamW<B, T>& optimizer, const TrainingState& state) {
+  save_parameters(path, model.config(), model.parameters(), optimizer, state);
 }
 
 // Reads a checkpoint's config without a model, so a program can construct
@@ -518,18 +527,17 @@ inline TransformerConfig read_checkpoint_config(const std::string& path) {
 // optimiser is written; only a read error from the disk after that point can
 // leave them partly loaded. The optimiser may be default-constructed.
 template <class B, class T>
-TrainingState load_checkpoint(const std::string& path, TransformerLM<B, T>& model,
-                              AdamW<B, T>& optimizer) {
+TrainingState load_parameters(const std::string& path, const TransformerConfig& model_config,
+                              ParameterSet<T, B>& params, AdamW<B, T>& optimizer) {
   static_assert(B::kHostAccessible,
                 "load_checkpoint: only host-accessible backends; load into a host model first");
   namespace cd = checkpoint_detail;
   using State = typename AdamW<B, T>::State;
   const char* op = "load_checkpoint";
-  ParameterSet<T, B>& params = model.parameters();
 
   return cd::parse_payload(op, path, [&](auto& ar, const cd::PayloadReader& reader) {
     const TransformerConfig config = cd::read_config(ar, reader, op, path);
-    const std::string differences = cd::config_differences(config, model.config());
+    const std::string differences = cd::config_differences(config, model_config);
     if (!differences.empty()) cd::fail(op, path, "config mismatch: {}", differences);
 
     const std::string scalar = cd::read_string(ar, reader, "scalar type name", op, path);
@@ -613,6 +621,12 @@ TrainingState load_checkpoint(const std::string& path, TransformerLM<B, T>& mode
     optimizer.set_step_count(optimizer_steps);
     return state;
   });
+}
+
+template <class B, class T>
+TrainingState load_checkpoint(const std::string& path, TransformerLM<B, T>& model,
+                              AdamW<B, T>& optimizer) {
+  return load_parameters(path, model.config(), model.parameters(), optimizer);
 }
 
 }  // namespace nla

@@ -1,0 +1,102 @@
+#pragma once
+// A checkpoint of a text NLA in training: the verbalizer and its optimiser,
+// the frozen reference verbalizer, the reconstructor (truncated model and
+// head) and their optimisers, the encoder's sampling-stream counter, the step
+// and the caller's metadata (JSON). Loading it and continuing is
+// bit-identical to never having stopped (tests/bottleneck).
+//
+// Layout, so that a run killed while saving never loses the last good state:
+//   dir/step-000120/{verbalizer,reference,reconstructor,reconstructor_head}.ckpt
+//   dir/latest          "step-000120", replaced atomically after the files
+// Each file is itself written atomically and checksummed (io/checkpoint.hpp);
+// older step directories are removed only after `latest` points past them.
+
+#include <filesystem>
+#include <string>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "nla/bottleneck/reconstructor_decoder.hpp"
+#include "nla/bottleneck/verbalizer_encoder.hpp"
+#include "nla/io/checkpoint.hpp"
+#include "nla/io/file.hpp"
+
+namespace nla {
+
+struct NlaCheckpointState {
+  std::int64_t step = 0;
+  nlohmann::json metadata;
+};
+
+template <class B, class T>
+void save_nla_checkpoint(const std::string& dir, VerbalizerEncoder<B, T>& encoder,
+                         ReconstructorDecoder<B, T>& decoder, std::int64_t step,
+                         const nlohmann::json& metadata = nlohmann::json::object()) {
+  namespace fs = std::filesystem;
+  const std::string name = fmt::format("step-{:06d}", step);
+  const fs::path step_dir = fs::path(dir) / name;
+  fs::create_directories(step_dir);
+  TrainingState state;
+  state.step = step;
+  state.metadata =
+      nlohmann::json{{"next_stream", encoder.next_stream()}, {"user", metadata}}.dump();
+  auto& av = encoder.policy().model();
+  save_checkpoint((step_dir / "verbalizer.ckpt").string(), av, encoder.optimizer(), state);
+  auto& ref = encoder.reference().model();
+  const AdamW<B, T> no_state(ref.parameters(), AdamWOptions{});  // the reference never trains
+  save_checkpoint((step_dir / "reference.ckpt").string(), ref, no_state, state);
+  auto& ar = decoder.reconstructor();
+  save_checkpoint((step_dir / "reconstructor.ckpt").string(), ar.model(), decoder.optimizer(),
+                  state);
+  save_parameters((step_dir / "reconstructor_head.ckpt").string(), ar.model().config(),
+                  ar.head_parameters(), decoder.head_optimizer(), state);
+  const std::string latest = (fs::path(dir) / "latest").string();
+  io::write_file_atomically("save_nla_checkpoint", "pointer", latest,
+                            [&](const io::TemporaryFile& f) { f.write(name.data(), name.size()); });
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0 &&
+        entry.path().filename() != name)
+      fs::remove_all(entry.path());
+}
+
+// Restores everything save_nla_checkpoint wrote into objects built with the
+// same configs and prompts; every file is verified before use.
+template <class B, class T>
+NlaCheckpointState load_nla_checkpoint(const std::string& dir, VerbalizerEncoder<B, T>& encoder,
+                                       ReconstructorDecoder<B, T>& decoder) {
+  namespace fs = std::filesystem;
+  const char* op = "load_nla_checkpoint";
+  const std::string latest = (fs::path(dir) / "latest").string();
+  const std::string name = io::read_file(op, "pointer", latest);
+  NLA_CHECK(name.rfind("step-", 0) == 0 && name.find('/') == std::string::npos, op,
+            "'{}' holds '{}', not a step directory name", latest, name);
+  const fs::path step_dir = fs::path(dir) / name;
+  const TrainingState state = load_checkpoint((step_dir / "verbalizer.ckpt").string(),
+                                              encoder.policy().model(), encoder.optimizer());
+  AdamW<B, T> unused;
+  const TrainingState ref_state =
+      load_checkpoint((step_dir / "reference.ckpt").string(), encoder.reference().model(), unused);
+  auto& ar = decoder.reconstructor();
+  const TrainingState ar_state =
+      load_checkpoint((step_dir / "reconstructor.ckpt").string(), ar.model(), decoder.optimizer());
+  const TrainingState head_state =
+      load_parameters((step_dir / "reconstructor_head.ckpt").string(), ar.model().config(),
+                      ar.head_parameters(), decoder.head_optimizer());
+  NLA_CHECK(
+      ref_state.step == state.step && ar_state.step == state.step && head_state.step == state.step,
+      op, "files of '{}' are from different steps ({}, {}, {}, {})", step_dir.string(), state.step,
+      ref_state.step, ar_state.step, head_state.step);
+  nlohmann::json meta;
+  try {
+    meta = nlohmann::json::parse(state.metadata);
+  } catch (const std::exception& e) {
+    NLA_FAIL(op, "'{}': metadata is not JSON: {}", step_dir.string(), e.what());
+  }
+  NLA_CHECK(meta.contains("next_stream") && meta["next_stream"].is_number_unsigned(), op,
+            "'{}': metadata lacks the sampling stream counter", step_dir.string());
+  encoder.set_next_stream(meta["next_stream"].get<std::uint64_t>());
+  return {state.step, meta.value("user", nlohmann::json::object())};
+}
+
+}  // namespace nla
