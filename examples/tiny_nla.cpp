@@ -31,12 +31,14 @@
 #include "nla/activations/activation_dataset.hpp"
 #include "nla/activations/extract.hpp"
 #include "nla/bottleneck/autoencoder.hpp"
+#include "nla/bottleneck/nla_checkpoint.hpp"
 #include "nla/bottleneck/reconstructor_decoder.hpp"
 #include "nla/bottleneck/verbalizer_encoder.hpp"
 #include "nla/explain/claims.hpp"
 #include "nla/explain/world_claims.hpp"
 #include "nla/nla.hpp"
 #include "nla/steer/steering.hpp"
+#include "nla/summarize/keyword_summarizer.hpp"
 #include "nla/summarize/world_truth_summarizer.hpp"
 
 using namespace nla;
@@ -46,13 +48,15 @@ namespace {
 
 struct Args {
   std::string target = "runs/target", out = "runs/nla", withhold = "rhyme";
-  std::string plot_script = "scripts/plot_metrics.sh";
+  std::string plot_script = "scripts/plot_metrics.sh", text_path;
+  index_t text_positions = 4, text_min_position = 8;
   std::uint64_t seed = 1, world_seed = 1;
   index_t train_docs = 1500, test_docs = 200;
   index_t sft_steps = 800, sft_batch = 32;
   double sft_av_lr = 1e-3, sft_ar_lr = 1e-3;
   index_t rl_steps = 200, rl_batch = 8, group = 8, anchors = 8, max_tokens = 20;
   double rl_av_lr = 1e-4, rl_ar_lr = 1e-4, kl_coef = 0.01, keep_fraction = 0.2;
+  index_t checkpoint_every = 50;
   std::vector<double> steering_alphas = {2, 4, 8, 16};
   bool centre = false;
 };
@@ -133,7 +137,15 @@ int main(int argc, char** argv) {
                  "reported on the other half")
       ->delimiter(',');
   app.add_flag("--centre", a.centre, "subtract the mean activation before injection");
+  app.add_option("--checkpoint-every", a.checkpoint_every,
+                 "RL steps between NLA checkpoints in <out>.rl/ (0: none)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--plot-script", a.plot_script, "JSONL -> PNG script ('' to skip plots)");
+  app.add_option("--text", a.text_path,
+                 "real-text mode: explain activations of this UTF-8 corpus (documents split by "
+                 "blank lines or '%' lines), summarised by TF-IDF keywords; reports FVE only")
+      ->check(CLI::ExistingFile);
+  app.add_option("--text-positions", a.text_positions, "positions sampled per text document");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -162,15 +174,33 @@ int main(int argc, char** argv) {
     WorldOptions wo;
     wo.seed = a.world_seed;
     const SyntheticWorld world(wo);
+    const bool text_mode = !a.text_path.empty();
+    std::vector<CorpusDocument> corpus;
+    if (text_mode) {
+      CorpusOptions co;
+      co.max_document_bytes = std::size_t(config.context_length) * 3;
+      corpus = read_corpus({a.text_path}, co);
+    }
     auto extract = [&](Split split, index_t docs, const std::string& name) {
       ExtractionOptions eo;
       eo.seed = a.seed;
-      eo.corpus = fmt::format("synthetic_world seed={}", a.world_seed);
       eo.split = name;
-      extract_activations(
-          target, tok, layer,
-          world_extraction_documents(world, tok, split, docs, config.context_length), eo,
-          a.out + "." + name);
+      if (text_mode) {
+        // Positions sampled from index 8 on, so a prefix holds some text.
+        eo.corpus = a.text_path;
+        eo.positions = PositionPolicy::sampled(a.text_positions, a.text_min_position);
+        auto part = select_split(corpus, split, a.world_seed);
+        if (index_t(part.size()) > docs) part.resize(std::size_t(docs));
+        extract_activations(target, tok, layer,
+                            text_extraction_documents(part, tok, config.context_length), eo,
+                            a.out + "." + name);
+      } else {
+        eo.corpus = fmt::format("synthetic_world seed={}", a.world_seed);
+        extract_activations(
+            target, tok, layer,
+            world_extraction_documents(world, tok, split, docs, config.context_length), eo,
+            a.out + "." + name);
+      }
       ActivationDataset data = ActivationDataset::load(a.out + "." + name);
       data.check_compatible(config, layer);
       return data;
@@ -193,14 +223,23 @@ int main(int argc, char** argv) {
       partial_options.withheld_keep_fraction = a.keep_fraction;
       partial_options.seed = a.seed;
     }
-    const WorldTruthSummarizer partial(partial_options), complete;
-    std::vector<Explanation> train_summaries, train_truth, test_truth;
-    for (const auto& row : train.rows) {
-      train_summaries.push_back(as_message(tok, partial.summarize_row(row)));
-      train_truth.push_back(as_message(tok, complete.summarize_row(row)));
+    // Real text has no truth beyond its words: the keyword summary is both.
+    WorldTruthSummarizer partial(partial_options), complete;
+    KeywordSummarizer keywords;
+    if (text_mode) {
+      std::vector<std::string> prefixes;
+      for (const auto& row : train.rows) prefixes.push_back(row["prefix"].get<std::string>());
+      keywords.fit(prefixes);
     }
-    for (const auto& row : test.rows)
-      test_truth.push_back(as_message(tok, complete.summarize_row(row)));
+    Summarizer& warm_start_summaries = text_mode ? static_cast<Summarizer&>(keywords) : partial;
+    Summarizer& true_summaries = text_mode ? static_cast<Summarizer&>(keywords) : complete;
+    std::vector<Explanation> train_summaries, train_truth, test_truth;
+    for (const std::string& s : warm_start_summaries.summarize(train.rows))
+      train_summaries.push_back(as_message(tok, s));
+    for (const std::string& s : true_summaries.summarize(train.rows))
+      train_truth.push_back(as_message(tok, s));
+    for (const std::string& s : true_summaries.summarize(test.rows))
+      test_truth.push_back(as_message(tok, s));
 
     // 4. The two models, as encoder and decoder of the generic autoencoder.
     const auto prompt_prefix = [&](const std::string& text) {
@@ -259,6 +298,7 @@ int main(int argc, char** argv) {
           failures += m.failed();
           tokens += double(m.tokens.size());
           ev.texts.push_back(m.text);
+          if (!row.contains("needed")) continue;  // real text: no attributes
           for (Attribute at : needed_attributes(row)) {
             const bool ok = !m.failed() && states_attribute_correctly(m.text, at, row);
             auto& [hits, n] = attr[std::string(attribute_name(at))];
@@ -390,6 +430,10 @@ int main(int argc, char** argv) {
       rec["encoder_learn_s"] = s.encoder_learn_s;
       rec["decoder_learn_s"] = s.decoder_learn_s;
       log.write(rec);
+      if (a.checkpoint_every > 0 &&
+          ((step + 1) % a.checkpoint_every == 0 || step + 1 == a.rl_steps))
+        save_nla_checkpoint(a.out + ".rl", encoder, decoder, step + 1,
+                            {{"world_seed", a.world_seed}, {"seed", a.seed}});
       rl_progress.update(
           step + 1, double((step + 1) * a.rl_batch * a.group),
           fmt::format("FVE {:.3f} reward {:.3f} KL {:.4f}", s.fve,
@@ -406,9 +450,11 @@ int main(int argc, char** argv) {
     double recurring_true = 0, recurring_n = 0, oneoff_true = 0, oneoff_n = 0;
     {
       std::vector<index_t> idx;
-      for (index_t i = 0; i < std::min<index_t>(64, test.size()); ++i) idx.push_back(i);
-      const ActivationBatch batch = batch_of(test, idx);
-      const auto samples = encoder.encode(batch, true);  // G per activation
+      for (index_t i = 0; i < std::min<index_t>(text_mode ? 0 : 64, test.size()); ++i)
+        idx.push_back(i);
+      const ActivationBatch batch = text_mode ? ActivationBatch{} : batch_of(test, idx);
+      const auto samples =
+          text_mode ? std::vector<Explanation>{} : encoder.encode(batch, true);  // G each
       for (std::size_t k = 0; k < idx.size(); ++k) {
         std::vector<std::string> texts;
         for (index_t g = 0; g < a.group; ++g)
