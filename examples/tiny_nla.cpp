@@ -50,6 +50,7 @@ struct Args {
   std::string target = "runs/target", out = "runs/nla", withhold = "rhyme";
   std::string plot_script = "scripts/plot_metrics.sh", text_path;
   index_t text_positions = 4, text_min_position = 8;
+  DocumentSeparator text_separator = DocumentSeparator::BlankLine;
   std::uint64_t seed = 1, world_seed = 1;
   index_t train_docs = 1500, test_docs = 200;
   index_t sft_steps = 800, sft_batch = 32;
@@ -57,7 +58,8 @@ struct Args {
   index_t rl_steps = 200, rl_batch = 8, group = 8, anchors = 8, max_tokens = 20;
   double rl_av_lr = 1e-4, rl_ar_lr = 1e-4, kl_coef = 0.01, keep_fraction = 0.2;
   index_t checkpoint_every = 50;
-  std::vector<double> steering_alphas = {2, 4, 8, 16};
+  std::vector<double> steering_alphas = {0.25, 0.5, 1, 2, 4};
+  std::string load_nla;
   bool centre = false;
 };
 
@@ -137,15 +139,27 @@ int main(int argc, char** argv) {
                  "reported on the other half")
       ->delimiter(',');
   app.add_flag("--centre", a.centre, "subtract the mean activation before injection");
+  app.add_option("--load-nla", a.load_nla,
+                 "evaluate a trained NLA (an <out>.rl directory) instead of training: no warm "
+                 "start, no RL; both evaluations are of the loaded models")
+      ->check(CLI::ExistingDirectory);
   app.add_option("--checkpoint-every", a.checkpoint_every,
                  "RL steps between NLA checkpoints in <out>.rl/ (0: none)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--plot-script", a.plot_script, "JSONL -> PNG script ('' to skip plots)");
   app.add_option("--text", a.text_path,
-                 "real-text mode: explain activations of this UTF-8 corpus (documents split by "
-                 "blank lines or '%' lines), summarised by TF-IDF keywords; reports FVE only")
+                 "real-text mode: explain activations of this UTF-8 corpus, summarised by TF-IDF "
+                 "keywords; reports FVE only")
       ->check(CLI::ExistingFile);
   app.add_option("--text-positions", a.text_positions, "positions sampled per text document");
+  app.add_option("--text-separator", a.text_separator,
+                 "how --text splits into documents: blank (lines), percent (fortune files), "
+                 "line, file")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, DocumentSeparator>{{"blank", DocumentSeparator::BlankLine},
+                                                   {"percent", DocumentSeparator::PercentLine},
+                                                   {"line", DocumentSeparator::Line},
+                                                   {"file", DocumentSeparator::WholeFile}}));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -179,6 +193,7 @@ int main(int argc, char** argv) {
     if (text_mode) {
       CorpusOptions co;
       co.max_document_bytes = std::size_t(config.context_length) * 3;
+      co.separator = a.text_separator;
       corpus = read_corpus({a.text_path}, co);
     }
     auto extract = [&](Split split, index_t docs, const std::string& name) {
@@ -269,6 +284,12 @@ int main(int argc, char** argv) {
                                                                                      decoder, B);
 
     JsonlWriter log(a.out + ".jsonl");
+    JsonlWriter explanations_log(a.out + ".explanations.jsonl");
+    if (!a.load_nla.empty()) {
+      const NlaCheckpointState loaded = load_nla_checkpoint(a.load_nla, encoder, decoder);
+      std::cerr << fmt::format("loaded the NLA of RL step {} from {}\n", loaded.step, a.load_nla);
+      a.sft_steps = a.rl_steps = 0;
+    }
     const std::optional<Attribute> withheld = partial_options.withhold;
 
     // Evaluation on the test split: FVE, truth of the explanations, the AR on
@@ -298,6 +319,13 @@ int main(int argc, char** argv) {
           failures += m.failed();
           tokens += double(m.tokens.size());
           ev.texts.push_back(m.text);
+          explanations_log.write({{"phase", tag},
+                                  {"doc", row["doc"]},
+                                  {"position", row["position"]},
+                                  {"truth", test_truth[std::size_t(first) + k].text},
+                                  {"said", m.text},
+                                  {"failed", m.failed()},
+                                  {"error", e}});
           if (!row.contains("needed")) continue;  // real text: no attributes
           for (Attribute at : needed_attributes(row)) {
             const bool ok = !m.failed() && states_attribute_correctly(m.text, at, row);
@@ -542,36 +570,43 @@ int main(int argc, char** argv) {
       }
     }
 
-    const json result = {
-        {"example", "tiny_nla"},
-        {"seed", a.seed},
-        {"fve_sft", sft.fve},
-        {"fve_rl", rl.fve},
-        {"fve_shuffled_control", sft.fve_shuffled},
-        {"fve_shuffled_control_rl", rl.fve_shuffled},
-        {"fve_truth_text_sft", sft.fve_truth_text},
-        {"fve_truth_text_rl", rl.fve_truth_text},
-        {"av_loss_true", av_loss_true},
-        {"av_loss_shuffled", av_loss_shuffled},
-        {"attribute_accuracy", rl.attribute_accuracy},
-        {"attribute_accuracy_sft", sft.attribute_accuracy},
-        {"per_attribute_rl", rl.per_attribute},
-        {"withheld", a.withhold},
-        {"withheld_accuracy_sft", sft.withheld_accuracy},
-        {"withheld_accuracy_rl", rl.withheld_accuracy},
-        {"rhyme_word_accuracy", rl.rhyme_word_accuracy},
-        {"eval_marker_detection", rl.eval_marker_detection},
-        {"failure_rate_rl", rl.failure_rate},
-        {"recurring_claim_truth", recurring_n > 0 ? recurring_true / recurring_n : 0.0},
-        {"one_off_claim_truth", oneoff_n > 0 ? oneoff_true / oneoff_n : 0.0},
-        {"steering_success", steering_success},
-        {"steering_control", steering_control},
-        {"steering_alpha", a.steering_alphas[best]},
-        {"steering_sweep", steering_sweep},
-        {"fve_baseline_B", B},
-        {"centre", a.centre},
-        {"phase_seconds", phases},
-        {"minutes", since(start) / 60}};
+    json result = {{"example", "tiny_nla"},
+                   {"corpus", text_mode ? a.text_path : std::string("synthetic_world")},
+                   {"seed", a.seed},
+                   {"fve_sft", sft.fve},
+                   {"fve_rl", rl.fve},
+                   {"fve_shuffled_control", sft.fve_shuffled},
+                   {"fve_shuffled_control_rl", rl.fve_shuffled},
+                   {"fve_truth_text_sft", sft.fve_truth_text},
+                   {"fve_truth_text_rl", rl.fve_truth_text},
+                   {"av_loss_true", av_loss_true},
+                   {"av_loss_shuffled", av_loss_shuffled},
+                   {"attribute_accuracy", rl.attribute_accuracy},
+                   {"attribute_accuracy_sft", sft.attribute_accuracy},
+                   {"per_attribute_rl", rl.per_attribute},
+                   {"withheld", a.withhold},
+                   {"withheld_accuracy_sft", sft.withheld_accuracy},
+                   {"withheld_accuracy_rl", rl.withheld_accuracy},
+                   {"rhyme_word_accuracy", rl.rhyme_word_accuracy},
+                   {"eval_marker_detection", rl.eval_marker_detection},
+                   {"failure_rate_rl", rl.failure_rate},
+                   {"recurring_claim_truth", recurring_n > 0 ? recurring_true / recurring_n : 0.0},
+                   {"one_off_claim_truth", oneoff_n > 0 ? oneoff_true / oneoff_n : 0.0},
+                   {"steering_success", steering_success},
+                   {"steering_control", steering_control},
+                   {"steering_alpha", a.steering_alphas[best]},
+                   {"steering_sweep", steering_sweep},
+                   {"fve_baseline_B", B},
+                   {"centre", a.centre},
+                   {"phase_seconds", phases},
+                   {"minutes", since(start) / 60}};
+    if (text_mode)  // nothing to check the words against but the text itself
+      for (const char* key :
+           {"attribute_accuracy", "attribute_accuracy_sft", "per_attribute_rl", "withheld",
+            "withheld_accuracy_sft", "withheld_accuracy_rl", "rhyme_word_accuracy",
+            "eval_marker_detection", "recurring_claim_truth", "one_off_claim_truth",
+            "steering_success", "steering_control", "steering_alpha", "steering_sweep"})
+        result.erase(key);
     log.write(result);
     std::cout << result.dump() << std::endl;
   } catch (const std::exception& e) {

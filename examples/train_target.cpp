@@ -22,6 +22,7 @@
 #include <cmath>
 #include <deque>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -39,6 +40,7 @@ using Tokens = std::vector<std::int32_t>;
 
 struct Args {
   std::string flavour = "gpt2", out = "runs/target", text_path, load;
+  DocumentSeparator text_separator = DocumentSeparator::BlankLine;
   std::uint64_t seed = 1;
   index_t steps = 4000, batch = 32, vocab = 512, context = 64, d_model = 128, layers = 4, heads = 4;
   index_t eval_every = 250, val_docs = 256, test_docs = 400, probe_train_docs = 2000;
@@ -163,6 +165,14 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--text-fraction", a.text_fraction, "share of training documents from --text")
       ->check(CLI::Range(0.0, 0.9));
+  app.add_option("--text-separator", a.text_separator,
+                 "how --text splits into documents: blank (lines), percent (fortune files), "
+                 "line, file")
+      ->transform(CLI::CheckedTransformer(
+          std::map<std::string, DocumentSeparator>{{"blank", DocumentSeparator::BlankLine},
+                                                   {"percent", DocumentSeparator::PercentLine},
+                                                   {"line", DocumentSeparator::Line},
+                                                   {"file", DocumentSeparator::WholeFile}}));
   app.add_option("--eval-every", a.eval_every, "steps between validations")
       ->check(CLI::PositiveNumber);
   app.add_option("--test-docs", a.test_docs, "test documents for the behaviour checks and probes")
@@ -185,6 +195,7 @@ int main(int argc, char** argv) {
     if (!a.text_path.empty() && a.text_fraction > 0) {
       CorpusOptions co;
       co.max_document_bytes = std::size_t(a.context) * 3;
+      co.separator = a.text_separator;
       for (auto& d : select_split(read_corpus({a.text_path}, co), Split::Train, a.seed))
         text_docs.push_back(std::move(d.text));
       NLA_CHECK(!text_docs.empty(), "train_target", "'{}' has no training documents", a.text_path);

@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# Builds and runs the main demo: trains the tiny language model on the CPU,
-# printing its loss falling and a sample, and plots the loss curve.
-#   scripts/demo.sh [extra train_tiny_lm flags, e.g. --seed 7 --steps 300]
+# The main demo: a natural language autoencoder trained end to end on the CPU.
+#   scripts/demo.sh [extra tiny_nla flags, e.g. --seed 7 --centre]
+# 1. train_target trains the target model on the synthetic world (skipped when
+#    runs/target.ckpt exists; delete it to retrain), about 10 minutes on 2 cores;
+# 2. tiny_nla extracts activations, warm-starts the verbalizer and the
+#    reconstructor, runs joint RL, evaluates on the test split, explains with
+#    confidence and steers; it ends with one JSON line and writes
+#    runs/nla.jsonl, runs/nla.fve.png and runs/nla.reward.png.
 # Installs missing Debian packages first.
+# scripts/demo.sh --tiny-lm runs the small language-model demo instead.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 build=build
 
 bash scripts/install-deps.sh
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNLA_BUILD_EXAMPLES=ON
-cmake --build "$build" -j "$(nproc)" --target train_tiny_lm
 mkdir -p runs
-"$build/examples/train_tiny_lm" --log runs/tiny_lm.jsonl "$@"
-bash scripts/plot_metrics.sh runs/tiny_lm.jsonl runs/tiny_lm.png train_loss val_loss
+if [[ "${1:-}" == "--tiny-lm" ]]; then
+  shift
+  cmake --build "$build" -j "$(nproc)" --target train_tiny_lm
+  "$build/examples/train_tiny_lm" --log runs/tiny_lm.jsonl "$@"
+  bash scripts/plot_metrics.sh runs/tiny_lm.jsonl runs/tiny_lm.png train_loss val_loss
+  exit 0
+fi
+cmake --build "$build" -j "$(nproc)" --target train_target tiny_nla
+if [[ ! -f runs/target.ckpt ]]; then
+  "$build/examples/train_target" --out runs/target --seed 1
+fi
+"$build/examples/tiny_nla" --target runs/target --world-seed 1 --out runs/nla "$@"

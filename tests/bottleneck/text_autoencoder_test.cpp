@@ -234,3 +234,28 @@ TEST_CASE("joint RL resumes bit-identically from an NLA checkpoint", "[bottlenec
   REQUIRE_THROWS_WITH(load_nla_checkpoint(tmp.file("run"), resumed.encoder, resumed.decoder),
                       Catch::Contains("not a step directory name"));
 }
+
+TEST_CASE("after a warm start the verbalizer reads the slot: shuffled activations cost more",
+          "[bottleneck][train]") {
+  // Four activations, each with its own explanation; the prompt is the same
+  // for all, so only the injected vector can tell the verbalizer which to say.
+  const index_t d = 16;
+  TransformerLM<Cpu, float> target(TransformerConfig::gpt2(12, 16, d, 2, 2), 31);
+  Verbalizer<Cpu, float> av(target, {{0, 2}, {3}}, 4.0);
+  VerbalizerEncoder<Cpu, float> encoder(av, encoder_options(2, 4));
+  const ActivationBatch batch = random_batch(4, d, 32);
+  const std::vector<std::vector<std::int32_t>> text = {
+      {4, 5, kStop}, {6, 7, kStop}, {8, 9, kStop}, {10, 4, kStop}};
+  ActivationBatch shuffled = batch;
+  std::rotate(shuffled.vectors.begin(), shuffled.vectors.begin() + d, shuffled.vectors.end());
+  const double before_true = encoder.supervised_loss(batch, text);
+  const double before_shuffled = encoder.supervised_loss(shuffled, text);
+  for (int step = 0; step < 150; ++step) encoder.learn_supervised(batch, text, 1e-2);
+  const double after_true = encoder.supervised_loss(batch, text);
+  const double after_shuffled = encoder.supervised_loss(shuffled, text);
+  INFO("before " << before_true << " / " << before_shuffled << ", after " << after_true << " / "
+                 << after_shuffled);
+  REQUIRE(std::abs(before_true - before_shuffled) < 0.1);  // untrained: the slot means nothing
+  REQUIRE(after_true < 0.2);
+  REQUIRE(after_shuffled > after_true + 1.0);
+}
