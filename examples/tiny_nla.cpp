@@ -59,7 +59,7 @@ struct Args {
   double rl_av_lr = 1e-4, rl_ar_lr = 1e-4, kl_coef = 0.01, keep_fraction = 0.2;
   index_t checkpoint_every = 50;
   std::vector<double> steering_alphas = {0.25, 0.5, 1, 2, 4};
-  std::string load_nla;
+  std::string load_nla, steer_attribute = "place";
   bool centre = false;
 };
 
@@ -139,6 +139,8 @@ int main(int argc, char** argv) {
                  "reported on the other half")
       ->delimiter(',');
   app.add_flag("--centre", a.centre, "subtract the mean activation before injection");
+  app.add_option("--steer", a.steer_attribute, "attribute whose edit steers: place or mood")
+      ->check(CLI::IsMember({"place", "mood"}));
   app.add_option("--load-nla", a.load_nla,
                  "evaluate a trained NLA (an <out>.rl directory) instead of training: no warm "
                  "start, no RL; both evaluations are of the loaded models")
@@ -498,9 +500,10 @@ int main(int argc, char** argv) {
     }
     phases["confidence_s"] = since(t);
 
-    // 8. Steering at the mood position ("and Pip was| happy"): the AR turns
-    // "mood happy" -> "mood sad" into a direction; the target's next word
-    // should become the new mood. Control: a random direction, same alpha.
+    // 8. Steering at the position before the place or the mood is named
+    // ("In the| forest", "and Pip was| happy"): the AR turns "place forest" ->
+    // "place castle" into a direction; the target's next word should become
+    // the new value. Control: a random direction, same alpha.
     // Every alpha is tried on every prompt; the alpha that does best (success
     // minus control) on the even prompts is reported on the odd ones.
     t = Clock::now();
@@ -511,17 +514,23 @@ int main(int argc, char** argv) {
       greedy.temperature = 0;
       greedy.max_new_tokens = 1;
       index_t used = 0;
+      std::vector<std::string> values;
+      if (a.steer_attribute == "place")
+        values.assign(kWorldPlaces.begin(), kWorldPlaces.end());
+      else
+        values.assign(kWorldMoods.begin(), kWorldMoods.end());
       for (index_t i = 0; i < test.size() && used < 120; ++i) {
         const json& row = test.rows[std::size_t(i)];
-        if (row.value("target", "") != "mood") continue;
+        if (row.value("target", "") != a.steer_attribute) continue;
         const std::size_t half = std::size_t(used++ % 2);
-        const std::string mood = row["attributes"]["mood"];
-        const auto it = std::find(kWorldMoods.begin(), kWorldMoods.end(), mood);
+        const std::string mood = row["attributes"][a.steer_attribute];
+        const auto it = std::find(values.begin(), values.end(), mood);
         const std::string edited_mood(
-            kWorldMoods[std::size_t((it - kWorldMoods.begin() + 1 + i) % kWorldMoods.size())]);
+            values[std::size_t((it - values.begin() + 1 + i) % index_t(values.size()))]);
         const std::string original = complete.summarize_row(row);
         std::string edited = original;
-        edited.replace(edited.find("mood " + mood), 5 + mood.size(), "mood " + edited_mood);
+        const std::string key = a.steer_attribute + " ";
+        edited.replace(edited.find(key + mood), key.size() + mood.size(), key + edited_mood);
         const auto fb = decoder.decode({as_message(tok, original), as_message(tok, edited)},
                                        std::vector<float>(std::size_t(2 * d), 1.0f), false);
         const std::vector<float> p0(fb.predictions.begin(), fb.predictions.begin() + d),
@@ -593,6 +602,7 @@ int main(int argc, char** argv) {
                    {"recurring_claim_truth", recurring_n > 0 ? recurring_true / recurring_n : 0.0},
                    {"one_off_claim_truth", oneoff_n > 0 ? oneoff_true / oneoff_n : 0.0},
                    {"steering_success", steering_success},
+                   {"steering_attribute", a.steer_attribute},
                    {"steering_control", steering_control},
                    {"steering_alpha", a.steering_alphas[best]},
                    {"steering_sweep", steering_sweep},
@@ -605,7 +615,8 @@ int main(int argc, char** argv) {
            {"attribute_accuracy", "attribute_accuracy_sft", "per_attribute_rl", "withheld",
             "withheld_accuracy_sft", "withheld_accuracy_rl", "rhyme_word_accuracy",
             "eval_marker_detection", "recurring_claim_truth", "one_off_claim_truth",
-            "steering_success", "steering_control", "steering_alpha", "steering_sweep"})
+            "steering_success", "steering_control", "steering_alpha", "steering_sweep",
+            "steering_attribute"})
         result.erase(key);
     log.write(result);
     std::cout << result.dump() << std::endl;

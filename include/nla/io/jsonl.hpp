@@ -24,7 +24,9 @@ class JsonlWriter {
 
   void write(const nlohmann::json& record) {
     if (!out_.is_open()) return;
-    out_ << record.dump() << '\n';
+    // Sampled text can hold invalid UTF-8 (a byte-level tokenizer may stop
+    // inside a character): such bytes are written as U+FFFD, not an error.
+    out_ << record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
     out_.flush();
     NLA_CHECK(out_.good(), "JsonlWriter", "write to '{}' failed", path_);
   }
