@@ -35,6 +35,7 @@
 #include "nla/bottleneck/reconstructor_decoder.hpp"
 #include "nla/bottleneck/verbalizer_encoder.hpp"
 #include "nla/explain/claims.hpp"
+#include "nla/explain/confidence.hpp"
 #include "nla/explain/world_claims.hpp"
 #include "nla/nla.hpp"
 #include "nla/steer/steering.hpp"
@@ -483,13 +484,10 @@ int main(int argc, char** argv) {
       for (index_t i = 0; i < std::min<index_t>(text_mode ? 0 : 64, test.size()); ++i)
         idx.push_back(i);
       const ActivationBatch batch = text_mode ? ActivationBatch{} : batch_of(test, idx);
-      const auto samples =
-          text_mode ? std::vector<Explanation>{} : encoder.encode(batch, true);  // G each
-      for (std::size_t k = 0; k < idx.size(); ++k) {
-        std::vector<std::string> texts;
-        for (index_t g = 0; g < a.group; ++g)
-          texts.push_back(samples[k * std::size_t(a.group) + std::size_t(g)].text);
-        for (const ClaimSupport& c : rank_claims(texts)) {
+      const auto explained =
+          text_mode ? std::vector<ConfidentExplanation>{} : explain_with_confidence(encoder, batch);
+      for (std::size_t k = 0; k < explained.size(); ++k) {
+        for (const ClaimSupport& c : explained[k].claims) {
           const WorldClaim claim = parse_world_claim(c.claim);
           if (claim.kind == WorldClaimKind::Unrecognised) continue;
           const bool ok = claim_is_true(claim, *batch.rows[k]);

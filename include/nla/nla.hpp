@@ -23,6 +23,7 @@
 #include "nla/core/shape.hpp"
 #include "nla/core/tensor.hpp"
 #include "nla/explain/claims.hpp"
+#include "nla/explain/confidence.hpp"
 #include "nla/explain/world_claims.hpp"
 #include "nla/io/checkpoint.hpp"
 #include "nla/io/hash.hpp"

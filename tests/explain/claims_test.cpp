@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 #include <catch2/catch.hpp>
+#include <nla/bottleneck/explanation.hpp>
 #include <nla/explain/claims.hpp>
+#include <nla/explain/confidence.hpp>
 #include <nla/explain/world_claims.hpp>
 #include <nla/summarize/world_truth_summarizer.hpp>
 #include <nla/text/synthetic_world.hpp>
@@ -190,4 +192,29 @@ TEST_CASE("world claims: recurring claims of sampled explanations are scored for
   CHECK(recurring_true == 2);
   CHECK(one_off == 2);
   CHECK(one_off_true == 0);
+}
+
+TEST_CASE("explain_with_confidence ranks each activation's claims over its own samples",
+          "[explain]") {
+  // An encoder that says "a; b" / "a; c" / "a" for activation 0 and "d" for 1.
+  struct Scripted {
+    index_t samples_per_activation() const { return 3; }
+    std::vector<Explanation> encode(const ActivationBatch&, bool) {
+      std::vector<Explanation> m(6);
+      const char* said[] = {"a; b", "a; c", "a", "d", "d", "e"};
+      for (int i = 0; i < 6; ++i) m[std::size_t(i)].text = said[i];
+      return m;
+    }
+  } encoder;
+  ActivationBatch batch;
+  batch.dim = 2;
+  batch.vectors = {1, 0, 0, 1};
+  const auto out = explain_with_confidence(encoder, batch);
+  REQUIRE(out.size() == 2);
+  REQUIRE(out[0].samples == std::vector<std::string>{"a; b", "a; c", "a"});
+  REQUIRE(out[0].claims[0].claim == "a");
+  REQUIRE(out[0].claims[0].count == 3);
+  REQUIRE(out[0].claims[1].fraction == Approx(1.0 / 3));
+  REQUIRE(out[1].claims[0].claim == "d");
+  REQUIRE(out[1].claims[0].count == 2);
 }
