@@ -28,6 +28,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "cli_options.hpp"
 #include "nla/activations/activation_dataset.hpp"
 #include "nla/activations/extract.hpp"
 #include "nla/bottleneck/autoencoder.hpp"
@@ -155,14 +156,7 @@ int main(int argc, char** argv) {
                  "keywords; reports FVE only")
       ->check(CLI::ExistingFile);
   app.add_option("--text-positions", a.text_positions, "positions sampled per text document");
-  app.add_option("--text-separator", a.text_separator,
-                 "how --text splits into documents: blank (lines), percent (fortune files), "
-                 "line, file")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, DocumentSeparator>{{"blank", DocumentSeparator::BlankLine},
-                                                   {"percent", DocumentSeparator::PercentLine},
-                                                   {"line", DocumentSeparator::Line},
-                                                   {"file", DocumentSeparator::WholeFile}}));
+  examples::add_text_separator_option(app, a.text_separator);
   CLI11_PARSE(app, argc, argv);
 
   try {

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_options.hpp"
 #include "nla/metrics/linear_probe.hpp"
 #include "nla/nla.hpp"
 #include "nla/text/world_tokens.hpp"
@@ -165,14 +166,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--text-fraction", a.text_fraction, "share of training documents from --text")
       ->check(CLI::Range(0.0, 0.9));
-  app.add_option("--text-separator", a.text_separator,
-                 "how --text splits into documents: blank (lines), percent (fortune files), "
-                 "line, file")
-      ->transform(CLI::CheckedTransformer(
-          std::map<std::string, DocumentSeparator>{{"blank", DocumentSeparator::BlankLine},
-                                                   {"percent", DocumentSeparator::PercentLine},
-                                                   {"line", DocumentSeparator::Line},
-                                                   {"file", DocumentSeparator::WholeFile}}));
+  examples::add_text_separator_option(app, a.text_separator);
   app.add_option("--eval-every", a.eval_every, "steps between validations")
       ->check(CLI::PositiveNumber);
   app.add_option("--test-docs", a.test_docs, "test documents for the behaviour checks and probes")

@@ -18,29 +18,17 @@
 #include <nla/text/synthetic_world.hpp>
 #include <nlohmann/json.hpp>
 
+#include "support/error_of.hpp"
 #include "support/world_rows.hpp"
 
 using namespace nla;
+using nla::testing::contains;
+using nla::testing::error_of;
 using nla::testing::world_row;
 using nla::testing::world_rows;
 using nlohmann::json;
 
 namespace {
-
-// The message of the nla::Error that `f` throws ("" when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 std::filesystem::path corpus_file(const char* name) {
   return std::filesystem::path(NLA_TEST_DATA_DIR) / "corpus" / name;

@@ -9,27 +9,16 @@
 #include <catch2/catch.hpp>
 #include <nla/text/corpus.hpp>
 
+#include "support/error_of.hpp"
+
 using namespace nla;
+using nla::testing::contains;
+using nla::testing::error_of;
 
 namespace {
 
 std::filesystem::path data(const char* name) {
   return std::filesystem::path(NLA_TEST_DATA_DIR) / "corpus" / name;
-}
-
-// The message of the nla::Error that `f` throws ("" when it does not throw).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 }  // namespace
