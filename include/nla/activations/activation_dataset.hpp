@@ -68,8 +68,8 @@ inline double round_injection_scale(double mean_norm) {
 template <class Model>
 std::string parameter_hash(Model& model) {
   const auto values = to_host(model.backend(), model.parameters().values());
-  const std::uint64_t h = fnv1a64(
-      values.data(), static_cast<std::size_t>(values.size()) * sizeof(*values.data()));
+  const std::uint64_t h =
+      fnv1a64(values.data(), static_cast<std::size_t>(values.size()) * sizeof(*values.data()));
   return fmt::format("{:016x}", h);
 }
 
