@@ -51,14 +51,8 @@ TEST_CASE("whole-model gradients pass the finite-difference check through hooks"
         lm.forward(tokens.view(), acts, &hooks);
         return lm.loss(acts, targets.view()) + dot(read, read_weight);
       };
-      loss();
-      lm.zero_grad();
-      lm.backward(acts, &hooks);
-      TensorD grads(Shape{lm.parameters().size()});
-      copy(lm.backend(), grads.view(), ConstView<double, Cpu>(lm.parameters().grads()));
       const GradcheckOptions options{1e-6, 1e-8, 1e-5, 400};
-      gradcheck("parameters", lm.parameters().values().data(), grads.data(), grads.size(), loss,
-                options);
+      gradcheck_parameters_through_hooks(lm, acts, hooks, loss, options);
       gradcheck("injected", injected, dinjected, loss, options);
       gradcheck("steer", steer, dsteer, loss, options);
       // The replaced row has no gradient w.r.t. its original embedding.

@@ -146,14 +146,8 @@ TEST_CASE("AddNormScaled gradients pass the finite-difference check", "[steer][g
         lm.forward(tokens.view(), acts, &hooks);
         return lm.loss(acts, targets.view()) + dot(read, read_weight);
       };
-      loss();
-      lm.zero_grad();
-      lm.backward(acts, &hooks);
-      TensorD grads(Shape{lm.parameters().size()});
-      copy(lm.backend(), grads.view(), ConstView<double, Cpu>(lm.parameters().grads()));
       const GradcheckOptions options{1e-6, 1e-8, 1e-5, 400};
-      gradcheck("parameters", lm.parameters().values().data(), grads.data(), grads.size(), loss,
-                options);
+      gradcheck_parameters_through_hooks(lm, acts, hooks, loss, options);
       gradcheck("values", v, dv, loss, options);
 
       // Without somewhere to save the rows the backward cannot run.

@@ -78,4 +78,19 @@ inline double gradcheck(const std::string& name, TensorD& x, const TensorD& anal
   return gradcheck(name, x.data(), analytic.data(), x.size(), loss, o);
 }
 
+// The whole model's parameter gradients with hooks in place: one backward
+// after loss() (which must run lm.forward with the same hooks), checked
+// against finite differences of loss().
+template <class Model, class Activations, class ModelHooks>
+void gradcheck_parameters_through_hooks(Model& lm, Activations& acts, ModelHooks& hooks,
+                                        const std::function<double()>& loss,
+                                        GradcheckOptions o = {}) {
+  loss();
+  lm.zero_grad();
+  lm.backward(acts, &hooks);
+  TensorD grads(nla::Shape{lm.parameters().size()});
+  copy(lm.backend(), grads.view(), nla::ConstView<double, Cpu>(lm.parameters().grads()));
+  gradcheck("parameters", lm.parameters().values().data(), grads.data(), grads.size(), loss, o);
+}
+
 }  // namespace nla::testing
