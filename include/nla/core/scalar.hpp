@@ -6,6 +6,8 @@
 
 #include <type_traits>
 
+#include "nla/core/bf16.hpp"
+
 namespace nla {
 
 template <class T>
@@ -22,6 +24,12 @@ template <>
 struct ScalarTraits<double> {
   using accum = double;
   static constexpr const char* kName = "f64";
+};
+
+template <>
+struct ScalarTraits<bf16> {
+  using accum = float;
+  static constexpr const char* kName = "bf16";
 };
 
 template <class T>

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "nla/core/scalar.hpp"
 #include "nla/nn/parameters.hpp"
@@ -25,6 +26,11 @@ template <class B, class T>
 class AdamW {
  public:
   using State = accum_t<T>;
+  // Mixed precision (T narrower than State, e.g. bf16 with fp32 state): the
+  // update runs on a State-typed master copy of the parameters, made from
+  // them at the first step, and the model receives it rounded to T. Updates
+  // smaller than T's resolution then accumulate instead of vanishing.
+  static constexpr bool kMasterWeights = !std::is_same<T, State>::value;
 
   AdamW() = default;
   AdamW(const ParameterSet<T, B>& params, AdamWOptions options)
@@ -50,11 +56,17 @@ class AdamW {
     ++step_;
     const double bc1 = 1 - std::pow(options_.beta1, double(step_));
     const double bc2 = 1 - std::pow(options_.beta2, double(step_));
+    if (kMasterWeights && master_.size() != params.size()) {
+      master_ = Tensor<State, B>(Shape{params.size()});
+      convert(backend, master_.data(), static_cast<const T*>(params.values().data()),
+              params.size());
+    }
     for (const ParameterInfo& info : params.infos()) {
       const index_t o = info.offset, n = info.shape.size();
-      adamw_update(backend, params.values().data() + o, params.grads().data() + o, m_.data() + o,
-                   v_.data() + o, n, lr, options_.beta1, options_.beta2, options_.eps,
-                   info.decay ? options_.weight_decay : 0.0, bc1, bc2);
+      State* master = kMasterWeights ? master_.data() + o : nullptr;
+      adamw_update(backend, params.values().data() + o, master, params.grads().data() + o,
+                   m_.data() + o, v_.data() + o, n, lr, options_.beta1, options_.beta2,
+                   options_.eps, info.decay ? options_.weight_decay : 0.0, bc1, bc2);
     }
   }
 
@@ -68,6 +80,7 @@ class AdamW {
  private:
   AdamWOptions options_;
   Tensor<State, B> m_, v_;
+  Tensor<State, B> master_;  // kMasterWeights only
   std::int64_t step_ = 0;
 };
 

@@ -90,8 +90,10 @@ class Generator {
     // Feed positions [past, past + t) of every row; returns logits [batch, t, vocab].
     auto run = [&](index_t past, index_t t) {
       tokens_.resize(Shape{batch, t});
+      host_tokens_.resize(static_cast<std::size_t>(batch * t));
       for (index_t b = 0; b < batch; ++b)
-        std::copy_n(text[b].begin() + past, t, tokens_.data() + b * t);
+        std::copy_n(text[b].begin() + past, t, host_tokens_.begin() + b * t);
+      from_host(model_->backend(), tokens_.view(), host_tokens_.data());
       const Hooks<T, B>* h = hooks ? hooks(batch, past, t) : nullptr;
       return model_->forward(tokens_.view(), acts_, h, options.use_kv_cache ? &kv_ : nullptr);
     };
@@ -141,6 +143,7 @@ class Generator {
   LmActivations<T, B> acts_;
   KvCache<T, B> kv_;
   Tensor<std::int32_t, B> tokens_;
+  std::vector<std::int32_t> host_tokens_;
   std::vector<double> probs_, model_log_probs_;
   std::vector<std::int32_t> order_;
 };

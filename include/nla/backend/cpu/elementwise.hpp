@@ -33,6 +33,14 @@ void copy(Cpu&, T* dst, const T* src, index_t n) {
       n, [&](index_t b, index_t e) { std::memcpy(dst + b, src + b, (e - b) * sizeof(T)); });
 }
 
+// dst[i] = D(src[i]): between storage and accumulation types (master weights).
+template <class D, class S>
+void convert(Cpu&, D* dst, const S* src, index_t n) {
+  parallel_chunks(n, [&](index_t b, index_t e) {
+    for (index_t i = b; i < e; ++i) dst[i] = D(src[i]);
+  });
+}
+
 // dst[r, :cols] = src[r, :cols] for rows with their own strides (scatter of
 // key/value heads into a KV cache, gathers of hooked positions).
 template <class T>

@@ -3,6 +3,9 @@
 //   AdamW (Loshchilov & Hutter), decoupled weight decay:
 //     m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g^2
 //     p -= lr * (m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd * p)
+// With master weights (mixed precision: T narrower than S), p is the S-typed
+// master copy and params receives it rounded to T; master may be null when
+// T == S.
 
 #include <algorithm>
 #include <cmath>
@@ -15,9 +18,9 @@ namespace nla {
 namespace cpu {
 
 template <class T, class S>
-void adamw_update(Cpu&, T* params, const T* grads, S* m, S* v, index_t n, double lr, double beta1,
-                  double beta2, double eps, double weight_decay, double bias_correction1,
-                  double bias_correction2) {
+void adamw_update(Cpu&, T* params, S* master, const T* grads, S* m, S* v, index_t n, double lr,
+                  double beta1, double beta2, double eps, double weight_decay,
+                  double bias_correction1, double bias_correction2) {
   const S b1 = S(beta1), b2 = S(beta2), step = S(lr / bias_correction1);
   const S inv_sqrt_bc2 = S(1.0 / std::sqrt(bias_correction2)), decay = S(lr * weight_decay);
   parallel_chunks(n, [&](index_t b, index_t e) {
@@ -25,8 +28,10 @@ void adamw_update(Cpu&, T* params, const T* grads, S* m, S* v, index_t n, double
       const S g = S(grads[i]);
       m[i] = b1 * m[i] + (S(1) - b1) * g;
       v[i] = b2 * v[i] + (S(1) - b2) * g * g;
-      const S p = S(params[i]);
-      params[i] = T(p - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + S(eps)) - decay * p);
+      const S p = master ? master[i] : S(params[i]);
+      const S updated = p - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + S(eps)) - decay * p;
+      if (master) master[i] = updated;
+      params[i] = T(updated);
     }
   });
 }

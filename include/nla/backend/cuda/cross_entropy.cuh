@@ -1,0 +1,53 @@
+#pragma once
+// Fused softmax cross-entropy over the vocabulary (the contract and formulas
+// of backend/cpu/cross_entropy.hpp): one index per row; the forward keeps one
+// log-sum-exp per row and the backward overwrites the logits with their
+// gradient, so probabilities are never stored.
+
+#include <cstdint>
+
+#include "nla/backend/cuda/cuda.cuh"
+#include "nla/backend/cuda/math.cuh"
+#include "nla/core/scalar.hpp"
+
+namespace nla {
+namespace gpu {
+
+template <class T>
+void cross_entropy_forward(Cuda& backend, accum_t<T>* loss, accum_t<T>* lse, const T* logits,
+                           const std::int32_t* targets, index_t rows, index_t vocab,
+                           std::int32_t ignore_index) {
+  using A = accum_t<T>;
+  for_each_index(backend, rows, [=] NLA_HOST_DEVICE(index_t r) {
+    const T* x = logits + r * vocab;
+    A max = math::minus_infinity<A>();
+    for (index_t i = 0; i < vocab; ++i) max = math::max(max, A(x[i]));
+    A sum = 0;
+    for (index_t i = 0; i < vocab; ++i) sum += math::exp(A(x[i]) - max);
+    const A log_sum = math::log(sum);
+    lse[r] = max + log_sum;
+    // (max - x_t) + log(sum): see the CPU kernel for why not lse - x_t.
+    loss[r] = targets[r] == ignore_index ? A(0) : (max - A(x[targets[r]])) + log_sum;
+  });
+}
+
+template <class T>
+void cross_entropy_backward(Cuda& backend, T* logits, const accum_t<T>* dloss,
+                            const accum_t<T>* lse, const std::int32_t* targets, index_t rows,
+                            index_t vocab, std::int32_t ignore_index) {
+  using A = accum_t<T>;
+  for_each_index(backend, rows * vocab, [=] NLA_HOST_DEVICE(index_t e) {
+    const index_t r = e / vocab, i = e % vocab;
+    if (targets[r] == ignore_index || dloss[r] == A(0)) {
+      logits[e] = T(0);
+      return;
+    }
+    const A g = dloss[r];
+    A p = g * math::exp(A(logits[e]) - lse[r]);
+    if (i == targets[r]) p -= g;
+    logits[e] = T(p);
+  });
+}
+
+}  // namespace gpu
+}  // namespace nla

@@ -1,0 +1,248 @@
+#pragma once
+// The Cuda backend type. Like Cpu (backend/cpu/cpu.hpp) it provides
+//   - Buffer<T>: device memory (Thrust's device system);
+//   - the object every kernel takes first; here it owns the model's CUDA
+//     stream, the cuBLASLt handle and its plans, and a caching allocator for
+//     Thrust's temporary storage, so a warm training step allocates nothing;
+//   - upload / download, the two kernels core/host.hpp needs because device
+//     memory is not host-accessible.
+// Each Cuda object has its own stream: one per model, so a verbalizer and a
+// reconstructor can run concurrently. Copying a model gives the copy a new
+// stream. Constructing a Cuda object on a machine without a usable GPU
+// throws nla::Error saying so.
+// The namespace is nla::gpu, not nla::cuda: with `using namespace nla` a
+// nested `cuda` would make libcu++'s ::cuda ambiguous, in user code and in
+// the stubs nvcc generates.
+
+#include <cstddef>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <thrust/device_free.h>
+#include <thrust/device_malloc.h>
+#include <thrust/device_vector.h>
+#include <thrust/execution_policy.h>
+#include <thrust/for_each.h>
+#include <thrust/iterator/counting_iterator.h>
+
+#include "nla/backend/cuda/platform.cuh"
+#include "nla/core/error.hpp"
+#include "nla/core/shape.hpp"
+
+#if NLA_CUDA_DEVICE_SYSTEM
+#include <cuda_runtime.h>
+#include <thrust/system/cuda/execution_policy.h>
+
+#include "nla/backend/cuda/cublaslt.cuh"
+#endif
+
+namespace nla {
+namespace gpu {
+
+// True when kernels can run: a CUDA device is present (always true on
+// Thrust's host systems). Never throws; `why` receives the runtime's reason.
+inline bool device_available(std::string* why = nullptr) {
+#if NLA_CUDA_DEVICE_SYSTEM
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status == cudaSuccess && count > 0) return true;
+  if (why) *why = status != cudaSuccess ? cudaGetErrorString(status) : "no CUDA device found";
+  cudaGetLastError();  // clear the sticky error so later checks start clean
+  return false;
+#else
+  (void)why;
+  return true;
+#endif
+}
+
+inline void require_device() {
+  std::string why;
+  if (!device_available(&why))
+    NLA_FAIL("Cuda",
+             "no usable GPU: {}. Run on a machine with an NVIDIA GPU and driver, or use "
+             "the Cpu backend",
+             why);
+}
+
+// Owning device array; data() is a raw pointer, as the kernels take them.
+template <class T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t n) : v_(n) {}
+
+  T* data() { return thrust::raw_pointer_cast(v_.data()); }
+  const T* data() const { return thrust::raw_pointer_cast(v_.data()); }
+  std::size_t size() const { return v_.size(); }
+  void resize(std::size_t n) { v_.resize(n); }
+
+ private:
+  thrust::device_vector<T> v_;
+};
+
+// Thrust's temporary storage (reductions) through a cache of freed blocks
+// keyed by size: the same reductions every step reuse the same blocks, so
+// nothing reaches cudaMalloc once a training loop is warm.
+class TemporaryCache {
+ public:
+  using value_type = char;
+
+  TemporaryCache() = default;
+  TemporaryCache(const TemporaryCache&) = delete;
+  TemporaryCache& operator=(const TemporaryCache&) = delete;
+  ~TemporaryCache() {
+    for (auto& [bytes, p] : free_) thrust::device_free(thrust::device_pointer_cast(p));
+    for (auto& [p, bytes] : used_) thrust::device_free(thrust::device_pointer_cast(p));
+  }
+
+  char* allocate(std::ptrdiff_t bytes) {
+    char* p = nullptr;
+    const auto it = free_.lower_bound(bytes);
+    if (it != free_.end() && it->first <= 2 * bytes) {
+      bytes = it->first;
+      p = it->second;
+      free_.erase(it);
+    } else {
+      p = thrust::raw_pointer_cast(thrust::device_malloc<char>(static_cast<std::size_t>(bytes)));
+    }
+    used_.emplace(p, bytes);
+    return p;
+  }
+  void deallocate(char* p, std::size_t) {
+    const auto it = used_.find(p);
+    if (it == used_.end()) return;
+    free_.emplace(it->second, p);
+    used_.erase(it);
+  }
+
+ private:
+  std::multimap<std::ptrdiff_t, char*> free_;
+  std::map<char*, std::ptrdiff_t> used_;
+};
+
+// How fp32 GEMMs run: exact fp32, or TF32 tensor cores (10-bit mantissa
+// inputs, fp32 accumulation). Ignored by the portable fallback.
+enum class GemmPrecision { Fp32, Tf32 };
+
+class Cuda {
+ public:
+  static constexpr const char* kName = "cuda";
+  static constexpr bool kHostAccessible = false;
+  template <class T>
+  using Buffer = DeviceBuffer<T>;
+
+  Cuda() : state_(make_state()) {}
+  // A copy gets its own stream and handles, and the same settings.
+  Cuda(const Cuda& other) : state_(make_state()), gemm_precision_(other.gemm_precision_) {}
+  Cuda& operator=(const Cuda& other) {
+    gemm_precision_ = other.gemm_precision_;
+    return *this;
+  }
+  Cuda(Cuda&&) noexcept = default;
+  Cuda& operator=(Cuda&&) noexcept = default;
+
+  // The Thrust execution policy every kernel launches with.
+  auto policy() {
+#if NLA_CUDA_DEVICE_SYSTEM
+    return thrust::cuda::par_nosync(state_->temporaries).on(state_->stream);
+#else
+    return thrust::device(state_->temporaries);
+#endif
+  }
+
+  // Waits for every kernel queued on this backend's stream.
+  void synchronize() {
+#if NLA_CUDA_DEVICE_SYSTEM
+    check(cudaStreamSynchronize(state_->stream), "cudaStreamSynchronize");
+#endif
+  }
+
+  GemmPrecision gemm_precision() const {
+    return gemm_precision_;
+  }
+  void set_gemm_precision(GemmPrecision p) {
+    gemm_precision_ = p;
+  }
+
+#if NLA_CUDA_DEVICE_SYSTEM
+  cudaStream_t stream() const {
+    return state_->stream;
+  }
+  CublasLt& blas() {
+    return state_->blas;
+  }
+
+  static void check(cudaError_t status, const char* what) {
+    if (status != cudaSuccess)
+      NLA_FAIL("Cuda", "{} failed: {} ({})", what, cudaGetErrorString(status),
+               cudaGetErrorName(status));
+  }
+#endif
+
+ private:
+  struct State {
+    TemporaryCache temporaries;
+#if NLA_CUDA_DEVICE_SYSTEM
+    cudaStream_t stream = nullptr;
+    CublasLt blas;
+    State() {
+      check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+    }
+    ~State() {
+      cudaStreamSynchronize(stream);
+      cudaStreamDestroy(stream);
+    }
+#endif
+  };
+  static std::unique_ptr<State> make_state() {
+    require_device();
+    return std::make_unique<State>();
+  }
+
+  std::unique_ptr<State> state_;
+  GemmPrecision gemm_precision_ = GemmPrecision::Fp32;
+};
+
+// f(i) for i in [0, n) on the device system: the portable form of every
+// kernel in this backend (one thread per index on a GPU, OpenMP on a host).
+template <class F>
+void for_each_index(Cuda& backend, index_t n, F f) {
+  if (n <= 0) return;
+  thrust::for_each_n(backend.policy(), thrust::counting_iterator<index_t>(0), n, f);
+}
+
+// Host <-> device copies (core/host.hpp). Both wait for the stream: the host
+// side may be read or freed as soon as they return.
+template <class T>
+void upload(Cuda& backend, T* device, const T* host, index_t n) {
+#if NLA_CUDA_DEVICE_SYSTEM
+  Cuda::check(cudaMemcpyAsync(device, host, std::size_t(n) * sizeof(T), cudaMemcpyHostToDevice,
+                              backend.stream()),
+              "upload (cudaMemcpyAsync)");
+  backend.synchronize();
+#else
+  (void)backend;
+  if (n > 0) std::memcpy(device, host, std::size_t(n) * sizeof(T));
+#endif
+}
+
+template <class T>
+void download(Cuda& backend, T* host, const T* device, index_t n) {
+#if NLA_CUDA_DEVICE_SYSTEM
+  Cuda::check(cudaMemcpyAsync(host, device, std::size_t(n) * sizeof(T), cudaMemcpyDeviceToHost,
+                              backend.stream()),
+              "download (cudaMemcpyAsync)");
+  backend.synchronize();
+#else
+  (void)backend;
+  if (n > 0) std::memcpy(host, device, std::size_t(n) * sizeof(T));
+#endif
+}
+
+}  // namespace gpu
+
+using Cuda = gpu::Cuda;
+
+}  // namespace nla

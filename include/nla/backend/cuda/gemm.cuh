@@ -1,0 +1,101 @@
+#pragma once
+// C[m, n] = alpha * op(A) op(B) + beta * C on row-major operands (the
+// contract of backend/cpu/gemm.hpp).
+//
+// On the GPU, cuBLASLt. cuBLAS is column-major, and a row-major matrix is its
+// column-major transpose, so the product is computed transposed:
+//   C^T [n, m] = op(B)^T [n, k] * op(A)^T [k, m]
+// with B as cuBLAS's first operand and A as its second; a stored row-major
+// [r, c] operand is a column-major [c, r] one with the same leading dimension.
+// On Thrust's host systems, a portable loop: one dot product per element of C.
+
+#include <cstdint>
+#include <type_traits>
+
+#include "nla/backend/cuda/cuda.cuh"
+#include "nla/core/scalar.hpp"
+
+namespace nla {
+namespace gpu {
+
+namespace detail {
+
+template <class T>
+void gemm_portable(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n,
+                   index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta,
+                   T* c, index_t ldc) {
+  using A = accum_t<T>;
+  for_each_index(backend, m * n, [=] NLA_HOST_DEVICE(index_t e) {
+    const index_t i = e / n, j = e % n;
+    A sum = 0;
+    for (index_t p = 0; p < k; ++p) {
+      const T x = transpose_a ? a[p * lda + i] : a[i * lda + p];
+      const T y = transpose_b ? b[j * ldb + p] : b[p * ldb + j];
+      sum += A(x) * A(y);
+    }
+    T& out = c[i * ldc + j];
+    // beta == 0 must not read C: it may hold NaN from an earlier use.
+    out = beta == T(0) ? T(alpha * T(sum)) : T(alpha * T(sum) + beta * out);
+  });
+}
+
+#if NLA_CUDA_DEVICE_SYSTEM
+inline int pointer_alignment(const void* p) {
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  int align = 16;
+  while (align > 1 && address % align != 0) align /= 2;
+  return align;
+}
+
+template <class T>
+void gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n,
+                   index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta,
+                   T* c, index_t ldc) {
+  constexpr bool f64 = std::is_same<T, double>::value, b16 = std::is_same<T, bf16>::value;
+  static_assert(f64 || b16 || std::is_same<T, float>::value,
+                "gemm: the cuBLASLt path takes float, double or bf16");
+  // bf16 operands multiply on tensor cores with fp32 accumulation and fp32
+  // alpha/beta; fp32 operands use TF32 tensor cores only when asked to.
+  using Scale = std::conditional_t<f64, double, float>;
+  const Scale alpha_s = Scale(alpha), beta_s = Scale(beta);
+  const int data_type = f64 ? CUDA_R_64F : b16 ? CUDA_R_16BF : CUDA_R_32F;
+  const int compute = f64 ? CUBLAS_COMPUTE_64F
+                      : (!b16 && backend.gemm_precision() == GemmPrecision::Tf32)
+                          ? CUBLAS_COMPUTE_32F_FAST_TF32
+                          : CUBLAS_COMPUTE_32F;
+  int align = pointer_alignment(a);
+  align = std::min(align, pointer_alignment(b));
+  align = std::min(align, pointer_alignment(c));
+  // The leading dimensions shift every column by ld elements: alignment holds
+  // for all columns only if ld * sizeof(T) keeps it.
+  for (index_t ld : {lda, ldb, ldc})
+    while (align > 1 && (ld * index_t(sizeof(T))) % align != 0) align /= 2;
+  const GemmKey key{data_type, compute, transpose_b, transpose_a, n, m, k, ldb, lda, ldc, align};
+  CublasLt& blas = backend.blas();
+  const GemmPlan& plan = blas.plan(key);
+  check_cublas(cublasLtMatmul(blas.handle(), plan.desc, &alpha_s, b, plan.first, a, plan.second,
+                              &beta_s, c, plan.out, c, plan.out, &plan.algo, blas.workspace(),
+                              CublasLt::kWorkspaceBytes, backend.stream()),
+               "cublasLtMatmul");
+}
+#endif
+
+}  // namespace detail
+
+template <class T>
+void gemm(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
+          T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
+  if (m == 0 || n == 0) return;
+#if NLA_CUDA_DEVICE_SYSTEM
+  if (k > 0) {
+    detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                          c, ldc);
+    return;
+  }
+#endif
+  detail::gemm_portable(backend, transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+                        ldc);
+}
+
+}  // namespace gpu
+}  // namespace nla

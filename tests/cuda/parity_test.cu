@@ -1,0 +1,489 @@
+// Parity of the Cuda backend with the Cpu reference: every kernel, a whole
+// GPT-2- and Llama-flavour model forward/backward, one AdamW step, a training
+// run, KV-cache decoding and seeded sampling.
+//
+// This file is compiled twice (tests/CMakeLists.txt):
+//   - by nvcc with Thrust's CUDA system (nla_cuda_tests): the real GPU path,
+//     cuBLASLt included. Without a GPU every case reports "skipped: no usable
+//     GPU" and passes; one case checks that the backend then refuses to start
+//     with a clear nla::Error.
+//   - by the host compiler with Thrust's OpenMP system (nla_thrust_omp_tests,
+//     through parity_omp_test.cpp): every Thrust code path on the CPU, run in
+//     CI on every submission.
+//
+// Tolerances (max |cuda - cpu| / (1 + max |cpu|) over a tensor):
+//   fp64 kernels 1e-12; fp32 kernels 1e-5 (the sums run in another order);
+//   fp32 model logits/gradients 1e-4; TF32 GEMMs (GPU only) 1e-2;
+//   50 training steps in fp32: losses within 1e-3 of each other.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "nla/backend/cuda.cuh"
+#include "nla/nla.hpp"
+
+namespace {
+
+using namespace nla;
+
+// Skips a [cuda] case, with the reason, when kernels cannot run here.
+#define NLA_SKIP_WITHOUT_DEVICE()                      \
+  do {                                                 \
+    std::string why_;                                  \
+    if (!nla::gpu::device_available(&why_)) {          \
+      WARN("skipped: no usable GPU (" << why_ << ")"); \
+      SUCCEED("skipped: no usable GPU");               \
+      return;                                          \
+    }                                                  \
+  } while (false)
+
+// One tensor held by both backends with the same values.
+template <class T>
+struct Mirror {
+  Tensor<T, Cpu> cpu;
+  Tensor<T, Cuda> gpu;
+
+  Mirror(Cuda& backend, const std::vector<T>& values)
+      : cpu(Shape{index_t(values.size())}), gpu(Shape{index_t(values.size())}) {
+    std::copy(values.begin(), values.end(), cpu.data());
+    from_host(backend, gpu.view(), values.data());
+  }
+  T* on(Cpu&) { return cpu.data(); }
+  T* on(Cuda&) { return gpu.data(); }
+
+  // max |gpu - cpu| / (1 + max |cpu|)
+  double error(Cuda& backend) const {
+    const auto g = to_host(backend, gpu.view());
+    double diff = 0, scale = 0;
+    for (index_t i = 0; i < cpu.size(); ++i) {
+      diff = std::max(diff, std::abs(double(g[i]) - double(cpu.data()[i])));
+      scale = std::max(scale, std::abs(double(cpu.data()[i])));
+      if (!std::isfinite(double(g[i]))) return INFINITY;
+    }
+    return diff / (1 + scale);
+  }
+};
+
+template <class T>
+std::vector<T> normal(index_t n, std::uint64_t seed, double scale = 1.0) {
+  std::vector<T> v(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i) v[i] = T(scale * random_normal(seed, 7, std::uint64_t(i)));
+  return v;
+}
+
+template <class T>
+Mirror<T> random_mirror(Cuda& backend, index_t n, std::uint64_t seed, double scale = 1.0) {
+  return Mirror<T>(backend, normal<T>(n, seed, scale));
+}
+
+template <class T>
+double tolerance() {
+  return std::is_same<T, double>::value ? 1e-12 : 1e-5;
+}
+
+// Runs f on the Cpu and on the Cuda backend; f(backend) picks the kernels by
+// argument-dependent lookup and the Mirror pointers by overload.
+template <class F>
+void on_both(Cpu& cpu, Cuda& gpu, F f) {
+  f(cpu);
+  f(gpu);
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("Cuda GEMM matches the Cpu GEMM for every transpose, beta and stride", "[cuda]",
+                   float, double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  using T = TestType;
+  Cpu cpu;
+  Cuda gpu;
+  const index_t m = 7, n = 5, k = 9, pad = 3;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (double beta : {0.0, 1.0, 0.5}) {
+        CAPTURE(ta, tb, beta);
+        const index_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+        auto a = random_mirror<T>(gpu, (ta ? k : m) * lda, 1);
+        auto b = random_mirror<T>(gpu, (tb ? n : k) * ldb, 2);
+        auto c = random_mirror<T>(gpu, m * ldc, 3);
+        on_both(cpu, gpu, [&](auto& be) {
+          gemm(be, ta, tb, m, n, k, T(1.5), a.on(be), lda, b.on(be), ldb, T(beta), c.on(be), ldc);
+        });
+        CHECK(c.error(gpu) < tolerance<T>());
+      }
+}
+
+TEMPLATE_TEST_CASE("Cuda element-wise kernels match the Cpu ones", "[cuda]", float, double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  using T = TestType;
+  Cpu cpu;
+  Cuda gpu;
+  const index_t rows = 6, cols = 10, n = rows * cols;
+  auto x = random_mirror<T>(gpu, n, 1, 2.0);
+  auto dy = random_mirror<T>(gpu, n, 2);
+  auto y = random_mirror<T>(gpu, n, 3);
+  auto bias = random_mirror<T>(gpu, cols, 4);
+  auto check = [&](const char* name, auto& out, auto run) {
+    on_both(cpu, gpu, run);
+    INFO(name);
+    CHECK(out.error(gpu) < tolerance<T>());
+  };
+  check("fill", y, [&](auto& be) { fill(be, y.on(be), n / 2, T(0.25)); });
+  check("copy", y, [&](auto& be) { copy(be, y.on(be), x.on(be), n - 3); });
+  check("copy_rows", y,
+        [&](auto& be) { copy_rows(be, y.on(be) + 1, cols, x.on(be) + 2, cols, rows - 1, 7); });
+  check("axpy", y, [&](auto& be) { axpy(be, y.on(be), x.on(be), n, T(-0.75)); });
+  check("scale", y, [&](auto& be) { scale(be, y.on(be), n, T(1.25)); });
+  check("gelu_forward", y, [&](auto& be) { gelu_forward(be, y.on(be), x.on(be), n); });
+  check("gelu_backward", y, [&](auto& be) { gelu_backward(be, y.on(be), dy.on(be), x.on(be), n); });
+  check("silu_forward", y, [&](auto& be) { silu_forward(be, y.on(be), x.on(be), n); });
+  check("silu_backward", y, [&](auto& be) { silu_backward(be, y.on(be), dy.on(be), x.on(be), n); });
+  // x read as [rows, 2 * (cols / 2)] gate|up, y as [rows, cols / 2].
+  check("swiglu_forward", y,
+        [&](auto& be) { swiglu_forward(be, y.on(be), x.on(be), rows, cols / 2); });
+  check("swiglu_backward", y,
+        [&](auto& be) { swiglu_backward(be, y.on(be), dy.on(be), x.on(be), rows, cols / 2); });
+  check("sum_rows_accumulate", bias,
+        [&](auto& be) { sum_rows_accumulate(be, bias.on(be), x.on(be), rows, cols); });
+  check("add_bias", y, [&](auto& be) { add_bias(be, y.on(be), bias.on(be), rows, cols); });
+}
+
+TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match the Cpu ones",
+                   "[cuda]", float, double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  using T = TestType;
+  using A = accum_t<T>;
+  Cpu cpu;
+  Cuda gpu;
+  const index_t rows = 5, d = 12;
+  auto x = random_mirror<T>(gpu, rows * d, 1, 3.0);
+  auto w = random_mirror<T>(gpu, d, 2);
+  auto b = random_mirror<T>(gpu, d, 3);
+  auto dy = random_mirror<T>(gpu, rows * d, 4);
+  auto y = random_mirror<T>(gpu, rows * d, 5);
+  auto dx = random_mirror<T>(gpu, rows * d, 6);
+  auto dw = random_mirror<T>(gpu, d, 7);
+  auto db = random_mirror<T>(gpu, d, 8);
+  auto mean = random_mirror<A>(gpu, rows, 9);
+  auto rstd = random_mirror<A>(gpu, rows, 10);
+  SECTION("layernorm") {
+    on_both(cpu, gpu, [&](auto& be) {
+      layernorm_forward(be, y.on(be), mean.on(be), rstd.on(be), x.on(be), w.on(be), b.on(be), rows,
+                        d, 1e-5);
+      layernorm_backward(be, dx.on(be), dw.on(be), db.on(be), dy.on(be), x.on(be), w.on(be),
+                         mean.on(be), rstd.on(be), rows, d);
+    });
+    for (double e : {y.error(gpu), mean.error(gpu), rstd.error(gpu), dx.error(gpu), dw.error(gpu),
+                     db.error(gpu)})
+      CHECK(e < tolerance<T>());
+  }
+  SECTION("rmsnorm") {
+    on_both(cpu, gpu, [&](auto& be) {
+      rmsnorm_forward(be, y.on(be), rstd.on(be), x.on(be), w.on(be), rows, d, 1e-6);
+      rmsnorm_backward(be, dx.on(be), dw.on(be), dy.on(be), x.on(be), w.on(be), rstd.on(be), rows,
+                       d);
+    });
+    for (double e : {y.error(gpu), rstd.error(gpu), dx.error(gpu), dw.error(gpu)})
+      CHECK(e < tolerance<T>());
+  }
+  SECTION("embedding, with repeated ids") {
+    Mirror<std::int32_t> ids(gpu, {3, 0, 3, 4, 1});
+    auto table = random_mirror<T>(gpu, 6 * d, 11);
+    auto dtable = random_mirror<T>(gpu, 6 * d, 12);
+    on_both(cpu, gpu, [&](auto& be) {
+      embedding_forward(be, y.on(be), ids.on(be), table.on(be), rows, d, false);
+      embedding_forward(be, dx.on(be), ids.on(be), table.on(be), rows, d, true);
+      embedding_backward(be, dtable.on(be), ids.on(be), dy.on(be), rows, d);
+    });
+    CHECK(y.error(gpu) < tolerance<T>());
+    CHECK(dx.error(gpu) < tolerance<T>());
+    CHECK(dtable.error(gpu) < tolerance<T>());
+  }
+  SECTION("rope, forward and inverse, on two heads of rows with a stride") {
+    const index_t head_dim = 4, half = 2, positions = 8;
+    Mirror<std::int32_t> pos(gpu, {0, 5, 2, 7, 1});
+    std::vector<A> table(positions * half * 2);
+    for (index_t p = 0; p < positions; ++p)
+      for (index_t j = 0; j < half; ++j) {
+        const double angle = p * std::pow(10000.0, -2.0 * j / head_dim);
+        table[(p * half + j) * 2] = A(std::cos(angle));
+        table[(p * half + j) * 2 + 1] = A(std::sin(angle));
+      }
+    Mirror<A> cos_sin(gpu, table);
+    on_both(cpu, gpu, [&](auto& be) {
+      rope_rotate(be, x.on(be), rows, d, 2, head_dim, pos.on(be), cos_sin.on(be), false);
+      rope_rotate(be, dx.on(be), rows, d, 2, head_dim, pos.on(be), cos_sin.on(be), true);
+    });
+    CHECK(x.error(gpu) < tolerance<T>());
+    CHECK(dx.error(gpu) < tolerance<T>());
+  }
+  SECTION("cross-entropy, with an ignored row and a zero weight") {
+    Mirror<std::int32_t> targets(gpu, {2, -100, 11, 0, 7});
+    Mirror<A> dloss(gpu, {A(0.2), A(0.2), A(0), A(0.3), A(0.3)});
+    auto loss = random_mirror<A>(gpu, rows, 13);
+    on_both(cpu, gpu, [&](auto& be) {
+      cross_entropy_forward(be, loss.on(be), mean.on(be), x.on(be), targets.on(be), rows, d, -100);
+      cross_entropy_backward(be, x.on(be), dloss.on(be), mean.on(be), targets.on(be), rows, d,
+                             -100);
+    });
+    CHECK(loss.error(gpu) < tolerance<T>());
+    CHECK(mean.error(gpu) < tolerance<T>());
+    CHECK(x.error(gpu) < tolerance<T>());
+  }
+}
+
+TEMPLATE_TEST_CASE("Cuda attention matches the Cpu attention with grouped heads and a cache",
+                   "[cuda]", float, double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  using T = TestType;
+  Cpu cpu;
+  Cuda gpu;
+  // 4 query heads over 2 kv heads; 3 new queries over 5 keys (2 cached).
+  const index_t batch = 2, tq = 3, tk = 5, heads = 4, kv_heads = 2, hd = 4;
+  const index_t qkv = (heads + 2 * kv_heads) * hd;  // fused row: q | k | v
+  auto q = random_mirror<T>(gpu, batch * tq * qkv, 1);
+  auto kv = random_mirror<T>(gpu, batch * tk * 2 * kv_heads * hd, 2);
+  auto out = random_mirror<T>(gpu, batch * tq * heads * hd, 3);
+  auto probs = random_mirror<T>(gpu, batch * heads * tq * tk, 4);
+  auto dout = random_mirror<T>(gpu, batch * tq * heads * hd, 5);
+  auto dq = random_mirror<T>(gpu, batch * tq * qkv, 6);
+  auto dkv = random_mirror<T>(gpu, batch * tk * 2 * kv_heads * hd, 7);
+  auto dscores = random_mirror<T>(gpu, batch * heads * tq * tk, 8);
+  const index_t kv_row = 2 * kv_heads * hd;
+  on_both(cpu, gpu, [&](auto& be) {
+    using P = HeadLayout<const T>;
+    const P ql{q.on(be), tq * qkv, qkv}, kl{kv.on(be), tk * kv_row, kv_row},
+        vl{kv.on(be) + kv_heads * hd, tk * kv_row, kv_row};
+    attention_forward(be, out.on(be), probs.on(be), ql, kl, vl, batch, tq, tk, heads, kv_heads, hd);
+    const HeadLayout<T> dql{dq.on(be), tq * qkv, qkv}, dkl{dkv.on(be), tk * kv_row, kv_row},
+        dvl{dkv.on(be) + kv_heads * hd, tk * kv_row, kv_row};
+    attention_backward(be, dql, dkl, dvl, dscores.on(be), dout.on(be), probs.on(be), ql, kl, vl,
+                       batch, tq, tk, heads, kv_heads, hd);
+  });
+  CHECK(out.error(gpu) < tolerance<T>());
+  CHECK(probs.error(gpu) < tolerance<T>());
+  CHECK(dq.error(gpu) < tolerance<T>());
+  CHECK(dkv.error(gpu) < tolerance<T>());
+}
+
+TEMPLATE_TEST_CASE("Cuda AdamW and sum of squares match the Cpu ones", "[cuda]", float, double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  using T = TestType;
+  using S = accum_t<T>;
+  Cpu cpu;
+  Cuda gpu;
+  const index_t n = 1000;
+  auto p = random_mirror<T>(gpu, n, 1);
+  auto g = random_mirror<T>(gpu, n, 2);
+  auto m = random_mirror<S>(gpu, n, 3, 0.1);
+  auto v = Mirror<S>(gpu, std::vector<S>(n, S(0.5)));
+  on_both(cpu, gpu, [&](auto& be) {
+    adamw_update(be, p.on(be), static_cast<S*>(nullptr), g.on(be), m.on(be), v.on(be), n, 1e-2, 0.9,
+                 0.95, 1e-8, 0.1, 1 - 0.9 * 0.9, 1 - 0.95 * 0.95);
+  });
+  CHECK(p.error(gpu) < tolerance<T>());
+  CHECK(m.error(gpu) < tolerance<T>());
+  CHECK(v.error(gpu) < tolerance<T>());
+  const double cpu_sum = sum_of_squares(cpu, p.on(cpu), n);
+  const double gpu_sum = sum_of_squares(gpu, p.on(gpu), n);
+  CHECK(std::abs(gpu_sum - cpu_sum) <= 1e-12 * cpu_sum);
+}
+
+namespace {
+
+// The same model on both backends: parameters are drawn on the host from the
+// counter-based RNG, so equal seeds give equal weights.
+template <class T>
+struct ModelPair {
+  TransformerLM<Cpu, T> cpu;
+  TransformerLM<Cuda, T> gpu;
+  explicit ModelPair(const TransformerConfig& c, std::uint64_t seed) : cpu(c, seed), gpu(c, seed) {}
+};
+
+template <class T, class U>
+double max_error(Cuda& backend, TensorView<const T, Cpu> ref, TensorView<const U, Cuda> x) {
+  REQUIRE(ref.size() == x.size());
+  const auto h = to_host(backend, x);
+  double diff = 0, scale = 0;
+  for (index_t i = 0; i < ref.size(); ++i) {
+    if (!std::isfinite(double(h[i]))) return INFINITY;
+    diff = std::max(diff, std::abs(double(h[i]) - double(ref.data()[i])));
+    scale = std::max(scale, std::abs(double(ref.data()[i])));
+  }
+  return diff / (1 + scale);
+}
+
+std::vector<std::int32_t> random_tokens(index_t n, index_t vocab, std::uint64_t seed) {
+  std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
+  for (index_t i = 0; i < n; ++i)
+    ids[i] = std::int32_t(random_uniform(seed, 3, std::uint64_t(i)) * double(vocab)) % vocab;
+  return ids;
+}
+
+TransformerConfig flavour_config(Flavour f) {
+  return f == Flavour::Gpt2 ? TransformerConfig::gpt2(48, 16, 32, 2, 4)
+                            : TransformerConfig::llama(48, 16, 32, 2, 4, 2);
+}
+
+}  // namespace
+
+TEST_CASE("Cuda TransformerLM matches the Cpu model: forward, backward, AdamW, 50 steps",
+          "[cuda]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    CAPTURE(int(f));
+    ModelPair<float> m(flavour_config(f), 5);
+    Cuda& gpu = m.gpu.backend();
+    const index_t batch = 3, t = 12, n = batch * t;
+    const auto ids = random_tokens(n + 1, 48, 9);
+    Tensor<std::int32_t, Cpu> tokens_c(Shape{batch, t}), targets_c(Shape{n});
+    std::copy_n(ids.begin(), n, tokens_c.data());
+    std::copy_n(ids.begin() + 1, n, targets_c.data());
+    Tensor<std::int32_t, Cuda> tokens_g(Shape{batch, t}), targets_g(Shape{n});
+    from_host(gpu, tokens_g.view(), tokens_c.data());
+    from_host(gpu, targets_g.view(), targets_c.data());
+    LmActivations<float, Cpu> ac;
+    LmActivations<float, Cuda> ag;
+    AdamWOptions o;
+    AdamW<Cpu, float> opt_c(m.cpu.parameters(), o);
+    AdamW<Cuda, float> opt_g(m.gpu.parameters(), o);
+
+    auto step = [&](bool check) {
+      const auto lc = m.cpu.forward(tokens_c.view(), ac);
+      const auto lg = m.gpu.forward(tokens_g.view(), ag);
+      if (check) CHECK(max_error<float, float>(gpu, lc, lg) < 1e-4);
+      const double loss_c = m.cpu.loss(ac, targets_c.view());
+      const double loss_g = m.gpu.loss(ag, targets_g.view());
+      m.cpu.zero_grad();
+      m.gpu.zero_grad();
+      m.cpu.backward(ac);
+      m.gpu.backward(ag);
+      if (check) {
+        CHECK(std::abs(loss_c - loss_g) < 1e-5 * (1 + std::abs(loss_c)));
+        CHECK(max_error<float, float>(gpu, m.cpu.parameters().grads(), m.gpu.parameters().grads()) <
+              1e-4);
+      }
+      const double norm_c = clip_grad_norm(m.cpu.backend(), m.cpu.parameters(), 1.0);
+      const double norm_g = clip_grad_norm(gpu, m.gpu.parameters(), 1.0);
+      if (check) CHECK(std::abs(norm_c - norm_g) < 1e-4 * norm_c);
+      opt_c.step(m.cpu.backend(), m.cpu.parameters(), 3e-3);
+      opt_g.step(gpu, m.gpu.parameters(), 3e-3);
+      if (check)
+        CHECK(max_error<float, float>(gpu, m.cpu.parameters().values(),
+                                      m.gpu.parameters().values()) < 1e-4);
+      return std::make_pair(loss_c, loss_g);
+    };
+    step(true);
+    std::pair<double, double> last;
+    for (int s = 1; s < 50; ++s) last = step(false);
+    INFO("loss after 50 steps: cpu " << last.first << ", cuda " << last.second);
+    CHECK(last.first < 3.0);  // it trained (log 48 = 3.87 at the start)
+    CHECK(std::abs(last.first - last.second) < 1e-3);
+  }
+}
+
+TEST_CASE("AdamW on bf16 parameters accumulates updates below bf16 resolution in fp32 masters",
+          "[cuda][bf16]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  Cuda gpu;
+  ParameterSet<bf16, Cuda> params;
+  params.add("w", Shape{4}, false);
+  params.allocate();
+  fill(gpu, params.values(), bf16(1.0f));
+  fill(gpu, params.grads(), bf16(1.0f));
+  AdamWOptions o;
+  o.weight_decay = 0;
+  AdamW<Cuda, bf16> opt(params, o);
+  // Adam's first steps move by about lr = 1e-3 each, a quarter of bf16's
+  // spacing at 1 (2^-7): rounded every step, the weights would stay at 1.
+  for (int s = 0; s < 10; ++s) opt.step(gpu, params, 1e-3);
+  const auto w = to_host(gpu, ConstView<bf16, Cuda>(params.values()));
+  for (index_t i = 0; i < 4; ++i) CHECK(std::abs(float(w[i]) - 0.99f) <= 0.004f);
+}
+
+TEST_CASE("TransformerLM<Cuda, bf16> tracks the fp32 Cpu model and trains as well",
+          "[cuda][bf16]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    CAPTURE(int(f));
+    TransformerLM<Cpu, float> ref(flavour_config(f), 5);
+    TransformerLM<Cuda, bf16> lm(flavour_config(f), 5);
+    Cuda& gpu = lm.backend();
+    const index_t batch = 3, t = 12, n = batch * t;
+    const auto ids = random_tokens(n + 1, 48, 9);
+    Tensor<std::int32_t, Cpu> tokens_c(Shape{batch, t}), targets_c(Shape{n});
+    std::copy_n(ids.begin(), n, tokens_c.data());
+    std::copy_n(ids.begin() + 1, n, targets_c.data());
+    Tensor<std::int32_t, Cuda> tokens_g(Shape{batch, t}), targets_g(Shape{n});
+    from_host(gpu, tokens_g.view(), tokens_c.data());
+    from_host(gpu, targets_g.view(), targets_c.data());
+    LmActivations<float, Cpu> ac;
+    LmActivations<bf16, Cuda> ag;
+    AdamWOptions o;
+    AdamW<Cpu, float> opt_c(ref.parameters(), o);
+    AdamW<Cuda, bf16> opt_g(lm.parameters(), o);
+    double loss_c = 0, loss_g = 0;
+    for (int s = 0; s < 50; ++s) {
+      const auto lc = ref.forward(tokens_c.view(), ac);
+      const auto lg = lm.forward(tokens_g.view(), ag);
+      // bf16 keeps 8 significant bits: logits agree to about 1% of their scale.
+      if (s == 0) CHECK(max_error<float, bf16>(gpu, lc, lg) < 3e-2);
+      loss_c = ref.loss(ac, targets_c.view());
+      loss_g = lm.loss(ag, targets_g.view());
+      if (s == 0) CHECK(std::abs(loss_c - loss_g) < 2e-2);
+      ref.zero_grad();
+      lm.zero_grad();
+      ref.backward(ac);
+      lm.backward(ag);
+      clip_grad_norm(ref.backend(), ref.parameters(), 1.0);
+      clip_grad_norm(gpu, lm.parameters(), 1.0);
+      opt_c.step(ref.backend(), ref.parameters(), 3e-3);
+      opt_g.step(gpu, lm.parameters(), 3e-3);
+    }
+    INFO("loss after 50 steps: fp32 cpu " << loss_c << ", bf16 cuda " << loss_g);
+    CHECK(loss_g < 3.0);
+    CHECK(std::abs(loss_c - loss_g) < 0.1);
+  }
+}
+
+TEST_CASE("Cuda KV-cache decoding and seeded sampling give the Cpu tokens", "[cuda]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    CAPTURE(int(f));
+    ModelPair<float> m(flavour_config(f), 11);
+    Generator<Cpu, float> gen_c(m.cpu);
+    Generator<Cuda, float> gen_g(m.gpu);
+    const std::vector<std::vector<std::int32_t>> prompts = {{1, 5, 9}, {2}, {7, 7, 7, 7}};
+    SamplingOptions s;
+    s.max_new_tokens = 8;
+    s.temperature = 1.0;
+    GenerateOptions g;
+    g.seed = 42;
+    const auto out_c = gen_c.generate(prompts, s, g);
+    const auto out_g = gen_g.generate(prompts, s, g);
+    REQUIRE(out_c.size() == out_g.size());
+    for (std::size_t b = 0; b < out_c.size(); ++b) {
+      CHECK(out_c[b].tokens == out_g[b].tokens);
+      for (std::size_t i = 0; i < out_c[b].logprobs.size(); ++i)
+        CHECK(std::abs(out_c[b].logprobs[i] - out_g[b].logprobs[i]) < 1e-4);
+    }
+  }
+}
+
+TEST_CASE("the Cuda backend refuses to start without a GPU, with a clear error", "[cuda]") {
+  std::string why;
+  if (nla::gpu::device_available(&why)) {
+    Cuda gpu;  // a usable device: construction succeeds
+    SUCCEED("a GPU is present; the no-GPU error cannot be observed here");
+    return;
+  }
+  REQUIRE_THROWS_AS(Cuda(), nla::Error);
+  REQUIRE_THROWS_WITH(Cuda(), Catch::Contains("no usable GPU"));
+  REQUIRE_THROWS_WITH((TransformerLM<Cuda, float>(flavour_config(Flavour::Gpt2), 1)),
+                      Catch::Contains("no usable GPU"));
+}
