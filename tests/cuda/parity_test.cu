@@ -451,6 +451,54 @@ TEST_CASE("TransformerLM<Cuda, bf16> tracks the fp32 Cpu model and trains as wel
   }
 }
 
+TEST_CASE("a warm Cuda training step allocates no device memory", "[cuda]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  TransformerLM<Cuda, float> lm(flavour_config(Flavour::Llama), 3);
+  Cuda& gpu = lm.backend();
+  const index_t batch = 2, t = 10, n = batch * t;
+  const auto ids = random_tokens(n + 1, 48, 4);
+  Tensor<std::int32_t, Cuda> tokens(Shape{batch, t}), targets(Shape{n});
+  from_host(gpu, tokens.view(), ids.data());
+  from_host(gpu, targets.view(), ids.data() + 1);
+  LmActivations<float, Cuda> acts;
+  AdamW<Cuda, float> opt(lm.parameters(), AdamWOptions{});
+  auto step = [&] {
+    lm.forward(tokens.view(), acts);
+    lm.loss(acts, targets.view());
+    lm.zero_grad();
+    lm.backward(acts);
+    clip_grad_norm(gpu, lm.parameters(), 1.0);
+    opt.step(gpu, lm.parameters(), 1e-3);
+  };
+  step();
+  const std::int64_t warm = gpu::device_allocation_count();
+  for (int s = 0; s < 3; ++s) step();
+  CHECK(gpu::device_allocation_count() == warm);
+  CHECK(warm > 0);  // the counter sees the model's allocations
+}
+
+TEST_CASE("the counter-based RNG draws the same numbers on the device as on the host", "[cuda]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  Cuda gpu;
+  const index_t n = 4096;
+  Tensor<double, Cuda> normals(Shape{n}), uniforms(Shape{n});
+  double* pn = normals.data();
+  double* pu = uniforms.data();
+  gpu::for_each_index(gpu, n, [=] NLA_HOST_DEVICE(index_t i) {
+    pn[i] = random_normal(17, 5, std::uint64_t(i));
+    pu[i] = random_uniform(17, 5, std::uint64_t(i));
+  });
+  const auto hn = to_host(gpu, ConstView<double, Cuda>(normals));
+  const auto hu = to_host(gpu, ConstView<double, Cuda>(uniforms));
+  // The Philox bits, hence the uniforms, are identical; the Box-Muller
+  // normals go through log, sin and cos, which the device's math library
+  // rounds within an ulp or two of glibc's.
+  for (index_t i = 0; i < n; ++i) {
+    REQUIRE(hu[i] == random_uniform(17, 5, std::uint64_t(i)));
+    REQUIRE(std::abs(hn[i] - random_normal(17, 5, std::uint64_t(i))) <= 1e-13);
+  }
+}
+
 TEST_CASE("Cuda KV-cache decoding and seeded sampling give the Cpu tokens", "[cuda]") {
   NLA_SKIP_WITHOUT_DEVICE();
   for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {

@@ -15,15 +15,18 @@
 // the stubs nvcc generates.
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
+#include <thrust/copy.h>
 #include <thrust/device_free.h>
 #include <thrust/device_malloc.h>
-#include <thrust/device_vector.h>
 #include <thrust/execution_policy.h>
+#include <thrust/fill.h>
 #include <thrust/for_each.h>
 #include <thrust/iterator/counting_iterator.h>
 
@@ -66,20 +69,77 @@ inline void require_device() {
              why);
 }
 
-// Owning device array; data() is a raw pointer, as the kernels take them.
+// Every device allocation the backend makes (tensors and Thrust temporaries)
+// goes through these two functions and is counted, so a test can check that
+// a warm training step allocates nothing.
+inline std::int64_t& device_allocation_count() {
+  static std::int64_t count = 0;
+  return count;
+}
+inline void* device_allocate(std::size_t bytes) {
+  ++device_allocation_count();
+  return thrust::raw_pointer_cast(thrust::device_malloc<char>(bytes == 0 ? 1 : bytes));
+}
+inline void device_free(void* p) {
+  if (p) thrust::device_free(thrust::device_pointer_cast(static_cast<char*>(p)));
+}
+
+// Owning device array of trivially copyable T; data() is a raw pointer, as
+// the kernels take them. New elements are zero (resize keeps the old ones).
 template <class T>
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t n) : v_(n) {}
+  explicit DeviceBuffer(std::size_t n) { resize(n); }
+  DeviceBuffer(const DeviceBuffer& other) : DeviceBuffer() { *this = other; }
+  DeviceBuffer& operator=(const DeviceBuffer& other) {
+    if (this == &other) return *this;
+    if (capacity_ < other.size_) {
+      reset();
+      data_ = static_cast<T*>(device_allocate(other.size_ * sizeof(T)));
+      capacity_ = other.size_;
+    }
+    size_ = other.size_;
+    if (size_ > 0) thrust::copy_n(thrust::device, other.data_, size_, data_);
+    return *this;
+  }
+  DeviceBuffer(DeviceBuffer&& other) noexcept { swap(other); }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    swap(other);
+    return *this;
+  }
+  ~DeviceBuffer() { reset(); }
 
-  T* data() { return thrust::raw_pointer_cast(v_.data()); }
-  const T* data() const { return thrust::raw_pointer_cast(v_.data()); }
-  std::size_t size() const { return v_.size(); }
-  void resize(std::size_t n) { v_.resize(n); }
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  std::size_t size() const { return size_; }
+
+  void resize(std::size_t n) {
+    if (n > capacity_) {
+      T* grown = static_cast<T*>(device_allocate(n * sizeof(T)));
+      if (size_ > 0) thrust::copy_n(thrust::device, data_, size_, grown);
+      reset();
+      data_ = grown;
+      capacity_ = n;
+    }
+    if (n > size_) thrust::fill_n(thrust::device, data_ + size_, n - size_, T(0));
+    size_ = n;
+  }
 
  private:
-  thrust::device_vector<T> v_;
+  void reset() {
+    device_free(data_);
+    data_ = nullptr;
+    size_ = capacity_ = 0;
+  }
+  void swap(DeviceBuffer& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(capacity_, o.capacity_);
+  }
+
+  T* data_ = nullptr;
+  std::size_t size_ = 0, capacity_ = 0;
 };
 
 // Thrust's temporary storage (reductions) through a cache of freed blocks
@@ -93,8 +153,8 @@ class TemporaryCache {
   TemporaryCache(const TemporaryCache&) = delete;
   TemporaryCache& operator=(const TemporaryCache&) = delete;
   ~TemporaryCache() {
-    for (auto& [bytes, p] : free_) thrust::device_free(thrust::device_pointer_cast(p));
-    for (auto& [p, bytes] : used_) thrust::device_free(thrust::device_pointer_cast(p));
+    for (auto& [bytes, p] : free_) device_free(p);
+    for (auto& [p, bytes] : used_) device_free(p);
   }
 
   char* allocate(std::ptrdiff_t bytes) {
@@ -105,7 +165,7 @@ class TemporaryCache {
       p = it->second;
       free_.erase(it);
     } else {
-      p = thrust::raw_pointer_cast(thrust::device_malloc<char>(static_cast<std::size_t>(bytes)));
+      p = static_cast<char*>(device_allocate(static_cast<std::size_t>(bytes)));
     }
     used_.emplace(p, bytes);
     return p;
@@ -187,8 +247,10 @@ class Cuda {
 #if NLA_CUDA_DEVICE_SYSTEM
     cudaStream_t stream = nullptr;
     CublasLt blas;
+    // A blocking stream: work on the legacy default stream (buffer resizes
+    // and copies, which Thrust runs there synchronously) waits for it.
     State() {
-      check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+      check(cudaStreamCreate(&stream), "cudaStreamCreate");
     }
     ~State() {
       cudaStreamSynchronize(stream);
