@@ -325,6 +325,24 @@ std::vector<std::int32_t> random_tokens(index_t n, index_t vocab, std::uint64_t 
   return ids;
 }
 
+// Next-token batch [batch, t] of random ids, on both backends.
+struct TokenBatch {
+  Tensor<std::int32_t, Cpu> tokens_c, targets_c;
+  Tensor<std::int32_t, Cuda> tokens_g, targets_g;
+  TokenBatch(Cuda& gpu, index_t batch, index_t t, index_t vocab, std::uint64_t seed)
+      : tokens_c(Shape{batch, t}),
+        targets_c(Shape{batch * t}),
+        tokens_g(Shape{batch, t}),
+        targets_g(Shape{batch * t}) {
+    const index_t n = batch * t;
+    const auto ids = random_tokens(n + 1, vocab, seed);
+    std::copy_n(ids.begin(), n, tokens_c.data());
+    std::copy_n(ids.begin() + 1, n, targets_c.data());
+    from_host(gpu, tokens_g.view(), tokens_c.data());
+    from_host(gpu, targets_g.view(), targets_c.data());
+  }
+};
+
 TransformerConfig flavour_config(Flavour f) {
   return f == Flavour::Gpt2 ? TransformerConfig::gpt2(48, 16, 32, 2, 4)
                             : TransformerConfig::llama(48, 16, 32, 2, 4, 2);
@@ -339,14 +357,9 @@ TEST_CASE("Cuda TransformerLM matches the Cpu model: forward, backward, AdamW, 5
     CAPTURE(int(f));
     ModelPair<float> m(flavour_config(f), 5);
     Cuda& gpu = m.gpu.backend();
-    const index_t batch = 3, t = 12, n = batch * t;
-    const auto ids = random_tokens(n + 1, 48, 9);
-    Tensor<std::int32_t, Cpu> tokens_c(Shape{batch, t}), targets_c(Shape{n});
-    std::copy_n(ids.begin(), n, tokens_c.data());
-    std::copy_n(ids.begin() + 1, n, targets_c.data());
-    Tensor<std::int32_t, Cuda> tokens_g(Shape{batch, t}), targets_g(Shape{n});
-    from_host(gpu, tokens_g.view(), tokens_c.data());
-    from_host(gpu, targets_g.view(), targets_c.data());
+    const TokenBatch data(gpu, 3, 12, 48, 9);
+    const auto &tokens_c = data.tokens_c, &targets_c = data.targets_c;
+    const auto &tokens_g = data.tokens_g, &targets_g = data.targets_g;
     LmActivations<float, Cpu> ac;
     LmActivations<float, Cuda> ag;
     AdamWOptions o;
@@ -414,14 +427,9 @@ TEST_CASE("TransformerLM<Cuda, bf16> tracks the fp32 Cpu model and trains as wel
     TransformerLM<Cpu, float> ref(flavour_config(f), 5);
     TransformerLM<Cuda, bf16> lm(flavour_config(f), 5);
     Cuda& gpu = lm.backend();
-    const index_t batch = 3, t = 12, n = batch * t;
-    const auto ids = random_tokens(n + 1, 48, 9);
-    Tensor<std::int32_t, Cpu> tokens_c(Shape{batch, t}), targets_c(Shape{n});
-    std::copy_n(ids.begin(), n, tokens_c.data());
-    std::copy_n(ids.begin() + 1, n, targets_c.data());
-    Tensor<std::int32_t, Cuda> tokens_g(Shape{batch, t}), targets_g(Shape{n});
-    from_host(gpu, tokens_g.view(), tokens_c.data());
-    from_host(gpu, targets_g.view(), targets_c.data());
+    const TokenBatch data(gpu, 3, 12, 48, 9);
+    const auto &tokens_c = data.tokens_c, &targets_c = data.targets_c;
+    const auto &tokens_g = data.tokens_g, &targets_g = data.targets_g;
     LmActivations<float, Cpu> ac;
     LmActivations<bf16, Cuda> ag;
     AdamWOptions o;
@@ -455,11 +463,8 @@ TEST_CASE("a warm Cuda training step allocates no device memory", "[cuda]") {
   NLA_SKIP_WITHOUT_DEVICE();
   TransformerLM<Cuda, float> lm(flavour_config(Flavour::Llama), 3);
   Cuda& gpu = lm.backend();
-  const index_t batch = 2, t = 10, n = batch * t;
-  const auto ids = random_tokens(n + 1, 48, 4);
-  Tensor<std::int32_t, Cuda> tokens(Shape{batch, t}), targets(Shape{n});
-  from_host(gpu, tokens.view(), ids.data());
-  from_host(gpu, targets.view(), ids.data() + 1);
+  const TokenBatch data(gpu, 2, 10, 48, 4);
+  const auto &tokens = data.tokens_g, &targets = data.targets_g;
   LmActivations<float, Cuda> acts;
   AdamW<Cuda, float> opt(lm.parameters(), AdamWOptions{});
   auto step = [&] {

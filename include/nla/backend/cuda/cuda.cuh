@@ -275,32 +275,35 @@ void for_each_index(Cuda& backend, index_t n, F f) {
   thrust::for_each_n(backend.policy(), thrust::counting_iterator<index_t>(0), n, f);
 }
 
+namespace detail {
+// A copy between host and device memory that has finished when it returns.
+inline void blocking_copy(Cuda& backend, void* dst, const void* src, std::size_t bytes,
+                          bool to_device) {
+  if (bytes == 0) return;
+#if NLA_CUDA_DEVICE_SYSTEM
+  Cuda::check(
+      cudaMemcpyAsync(dst, src, bytes, to_device ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
+                      backend.stream()),
+      to_device ? "upload (cudaMemcpyAsync)" : "download (cudaMemcpyAsync)");
+  backend.synchronize();
+#else
+  (void)backend;
+  (void)to_device;
+  std::memcpy(dst, src, bytes);
+#endif
+}
+}  // namespace detail
+
 // Host <-> device copies (core/host.hpp). Both wait for the stream: the host
 // side may be read or freed as soon as they return.
 template <class T>
 void upload(Cuda& backend, T* device, const T* host, index_t n) {
-#if NLA_CUDA_DEVICE_SYSTEM
-  Cuda::check(cudaMemcpyAsync(device, host, std::size_t(n) * sizeof(T), cudaMemcpyHostToDevice,
-                              backend.stream()),
-              "upload (cudaMemcpyAsync)");
-  backend.synchronize();
-#else
-  (void)backend;
-  if (n > 0) std::memcpy(device, host, std::size_t(n) * sizeof(T));
-#endif
+  detail::blocking_copy(backend, device, host, std::size_t(n) * sizeof(T), true);
 }
 
 template <class T>
 void download(Cuda& backend, T* host, const T* device, index_t n) {
-#if NLA_CUDA_DEVICE_SYSTEM
-  Cuda::check(cudaMemcpyAsync(host, device, std::size_t(n) * sizeof(T), cudaMemcpyDeviceToHost,
-                              backend.stream()),
-              "download (cudaMemcpyAsync)");
-  backend.synchronize();
-#else
-  (void)backend;
-  if (n > 0) std::memcpy(host, device, std::size_t(n) * sizeof(T));
-#endif
+  detail::blocking_copy(backend, host, device, std::size_t(n) * sizeof(T), false);
 }
 
 }  // namespace gpu
