@@ -348,6 +348,40 @@ TransformerConfig flavour_config(Flavour f) {
                             : TransformerConfig::llama(48, 16, 32, 2, 4, 2);
 }
 
+// A model in training on one batch, one method per phase of a step (forward,
+// loss and backward, clip at norm 1, AdamW), so a lockstep test can compare
+// two backends between phases and every test runs the same step.
+template <class B, class T>
+struct Trainee {
+  TransformerLM<B, T>& model;
+  ConstView<std::int32_t, B> tokens, targets;
+  LmActivations<T, B> acts;
+  AdamW<B, T> optimizer;
+  double loss = 0, grad_norm = 0;
+
+  Trainee(TransformerLM<B, T>& m, const Tensor<std::int32_t, B>& tokens_,
+          const Tensor<std::int32_t, B>& targets_)
+      : model(m),
+        tokens(tokens_.view()),
+        targets(targets_.view()),
+        optimizer(m.parameters(), AdamWOptions{}) {}
+
+  TensorView<T, B> forward() { return model.forward(tokens, acts); }
+  void backward() {
+    loss = model.loss(acts, targets);
+    model.zero_grad();
+    model.backward(acts);
+  }
+  void clip() { grad_norm = clip_grad_norm(model.backend(), model.parameters(), 1.0); }
+  void update() { optimizer.step(model.backend(), model.parameters(), 3e-3); }
+  void step() {
+    forward();
+    backward();
+    clip();
+    update();
+  }
+};
+
 }  // namespace
 
 TEST_CASE("Cuda TransformerLM matches the Cpu model: forward, backward, AdamW, 50 steps",
@@ -358,45 +392,30 @@ TEST_CASE("Cuda TransformerLM matches the Cpu model: forward, backward, AdamW, 5
     ModelPair<float> m(flavour_config(f), 5);
     Cuda& gpu = m.gpu.backend();
     const TokenBatch data(gpu, 3, 12, 48, 9);
-    const auto &tokens_c = data.tokens_c, &targets_c = data.targets_c;
-    const auto &tokens_g = data.tokens_g, &targets_g = data.targets_g;
-    LmActivations<float, Cpu> ac;
-    LmActivations<float, Cuda> ag;
-    AdamWOptions o;
-    AdamW<Cpu, float> opt_c(m.cpu.parameters(), o);
-    AdamW<Cuda, float> opt_g(m.gpu.parameters(), o);
+    Trainee<Cpu, float> c(m.cpu, data.tokens_c, data.targets_c);
+    Trainee<Cuda, float> g(m.gpu, data.tokens_g, data.targets_g);
+    auto& params_c = m.cpu.parameters();
+    auto& params_g = m.gpu.parameters();
 
-    auto step = [&](bool check) {
-      const auto lc = m.cpu.forward(tokens_c.view(), ac);
-      const auto lg = m.gpu.forward(tokens_g.view(), ag);
-      if (check) CHECK(max_error<float, float>(gpu, lc, lg) < 1e-4);
-      const double loss_c = m.cpu.loss(ac, targets_c.view());
-      const double loss_g = m.gpu.loss(ag, targets_g.view());
-      m.cpu.zero_grad();
-      m.gpu.zero_grad();
-      m.cpu.backward(ac);
-      m.gpu.backward(ag);
-      if (check) {
-        CHECK(std::abs(loss_c - loss_g) < 1e-5 * (1 + std::abs(loss_c)));
-        CHECK(max_error<float, float>(gpu, m.cpu.parameters().grads(), m.gpu.parameters().grads()) <
-              1e-4);
-      }
-      const double norm_c = clip_grad_norm(m.cpu.backend(), m.cpu.parameters(), 1.0);
-      const double norm_g = clip_grad_norm(gpu, m.gpu.parameters(), 1.0);
-      if (check) CHECK(std::abs(norm_c - norm_g) < 1e-4 * norm_c);
-      opt_c.step(m.cpu.backend(), m.cpu.parameters(), 3e-3);
-      opt_g.step(gpu, m.gpu.parameters(), 3e-3);
-      if (check)
-        CHECK(max_error<float, float>(gpu, m.cpu.parameters().values(),
-                                      m.gpu.parameters().values()) < 1e-4);
-      return std::make_pair(loss_c, loss_g);
-    };
-    step(true);
-    std::pair<double, double> last;
-    for (int s = 1; s < 50; ++s) last = step(false);
-    INFO("loss after 50 steps: cpu " << last.first << ", cuda " << last.second);
-    CHECK(last.first < 3.0);  // it trained (log 48 = 3.87 at the start)
-    CHECK(std::abs(last.first - last.second) < 1e-3);
+    // The first step compared after every phase.
+    CHECK(max_error<float, float>(gpu, c.forward(), g.forward()) < 1e-4);
+    c.backward();
+    g.backward();
+    CHECK(std::abs(c.loss - g.loss) < 1e-5 * (1 + std::abs(c.loss)));
+    CHECK(max_error<float, float>(gpu, params_c.grads(), params_g.grads()) < 1e-4);
+    c.clip();
+    g.clip();
+    CHECK(std::abs(c.grad_norm - g.grad_norm) < 1e-4 * c.grad_norm);
+    c.update();
+    g.update();
+    CHECK(max_error<float, float>(gpu, params_c.values(), params_g.values()) < 1e-4);
+    for (int s = 1; s < 50; ++s) {
+      c.step();
+      g.step();
+    }
+    INFO("loss at step 50: cpu " << c.loss << ", cuda " << g.loss);
+    CHECK(c.loss < 3.0);  // it trained (log 48 = 3.87 at the start)
+    CHECK(std::abs(c.loss - g.loss) < 1e-3);
   }
 }
 
@@ -428,32 +447,25 @@ TEST_CASE("TransformerLM<Cuda, bf16> tracks the fp32 Cpu model and trains as wel
     TransformerLM<Cuda, bf16> lm(flavour_config(f), 5);
     Cuda& gpu = lm.backend();
     const TokenBatch data(gpu, 3, 12, 48, 9);
-    const auto &tokens_c = data.tokens_c, &targets_c = data.targets_c;
-    const auto &tokens_g = data.tokens_g, &targets_g = data.targets_g;
-    LmActivations<float, Cpu> ac;
-    LmActivations<bf16, Cuda> ag;
-    AdamWOptions o;
-    AdamW<Cpu, float> opt_c(ref.parameters(), o);
-    AdamW<Cuda, bf16> opt_g(lm.parameters(), o);
-    double loss_c = 0, loss_g = 0;
-    for (int s = 0; s < 50; ++s) {
-      const auto lc = ref.forward(tokens_c.view(), ac);
-      const auto lg = lm.forward(tokens_g.view(), ag);
-      // bf16 keeps 8 significant bits: logits agree to about 1% of their scale.
-      if (s == 0) CHECK(max_error<float, bf16>(gpu, lc, lg) < 3e-2);
-      loss_c = ref.loss(ac, targets_c.view());
-      loss_g = lm.loss(ag, targets_g.view());
-      if (s == 0) CHECK(std::abs(loss_c - loss_g) < 2e-2);
-      ref.zero_grad();
-      lm.zero_grad();
-      ref.backward(ac);
-      lm.backward(ag);
-      clip_grad_norm(ref.backend(), ref.parameters(), 1.0);
-      clip_grad_norm(gpu, lm.parameters(), 1.0);
-      opt_c.step(ref.backend(), ref.parameters(), 3e-3);
-      opt_g.step(gpu, lm.parameters(), 3e-3);
+    Trainee<Cpu, float> c(ref, data.tokens_c, data.targets_c);
+    Trainee<Cuda, bf16> g(lm, data.tokens_g, data.targets_g);
+    // bf16 keeps 8 significant bits: logits agree to about 1% of their scale.
+    CHECK(max_error<float, bf16>(gpu, c.forward(), g.forward()) < 3e-2);
+    c.backward();
+    g.backward();
+    CHECK(std::abs(c.loss - g.loss) < 2e-2);
+    for (int s = 0; s < 49; ++s) {
+      c.clip();
+      g.clip();
+      c.update();
+      g.update();
+      c.forward();
+      g.forward();
+      c.backward();
+      g.backward();
     }
-    INFO("loss after 50 steps: fp32 cpu " << loss_c << ", bf16 cuda " << loss_g);
+    const double loss_c = c.loss, loss_g = g.loss;
+    INFO("loss at step 50: fp32 cpu " << loss_c << ", bf16 cuda " << loss_g);
     CHECK(loss_g < 3.0);
     CHECK(std::abs(loss_c - loss_g) < 0.1);
   }
@@ -462,22 +474,11 @@ TEST_CASE("TransformerLM<Cuda, bf16> tracks the fp32 Cpu model and trains as wel
 TEST_CASE("a warm Cuda training step allocates no device memory", "[cuda]") {
   NLA_SKIP_WITHOUT_DEVICE();
   TransformerLM<Cuda, float> lm(flavour_config(Flavour::Llama), 3);
-  Cuda& gpu = lm.backend();
-  const TokenBatch data(gpu, 2, 10, 48, 4);
-  const auto &tokens = data.tokens_g, &targets = data.targets_g;
-  LmActivations<float, Cuda> acts;
-  AdamW<Cuda, float> opt(lm.parameters(), AdamWOptions{});
-  auto step = [&] {
-    lm.forward(tokens.view(), acts);
-    lm.loss(acts, targets.view());
-    lm.zero_grad();
-    lm.backward(acts);
-    clip_grad_norm(gpu, lm.parameters(), 1.0);
-    opt.step(gpu, lm.parameters(), 1e-3);
-  };
-  step();
+  const TokenBatch data(lm.backend(), 2, 10, 48, 4);
+  Trainee<Cuda, float> t(lm, data.tokens_g, data.targets_g);
+  t.step();
   const std::int64_t warm = gpu::device_allocation_count();
-  for (int s = 0; s < 3; ++s) step();
+  for (int s = 0; s < 3; ++s) t.step();
   CHECK(gpu::device_allocation_count() == warm);
   CHECK(warm > 0);  // the counter sees the model's allocations
 }

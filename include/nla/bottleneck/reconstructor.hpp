@@ -40,18 +40,32 @@ class Reconstructor {
 
   // blocks = K + 1 reads the output of block K (hidden_states[K + 1]).
   Reconstructor(const TransformerLM<B, T>& target, index_t blocks)
-      : lm_(truncated(target.config(), blocks)) {
+      : Reconstructor(TransformerLM<B, T>(truncated(target.config(), blocks))) {
     copy_parameters_by_name(lm_.backend(), lm_.parameters(), target.parameters());
     const index_t d = target.config().d_model;
-    head_ = Linear<B, T>(head_params_, "reconstructor.head", d, d, false);
-    head_params_.allocate();
     std::vector<T> eye(static_cast<std::size_t>(d * d), T(0));
     for (index_t i = 0; i < d; ++i) eye[i * d + i] = T(1);
     from_host(lm_.backend(), head_params_.value(head_.weight_id()), eye.data());
   }
 
+  // A reconstructor from its parts: the truncated model (all its blocks are
+  // read) and the head's weight [d, d] (save_nla_release wrote them, say).
+  static Reconstructor from_parts(TransformerLM<B, T>&& truncated_model,
+                                  const std::vector<T>& head_weight) {
+    const index_t d = truncated_model.config().d_model;
+    NLA_CHECK(index_t(head_weight.size()) == d * d, "Reconstructor::from_parts",
+              "head weight has {} values, expected d * d = {}", head_weight.size(), d * d);
+    Reconstructor r(std::move(truncated_model));
+    from_host(r.lm_.backend(), r.head_params_.value(r.head_.weight_id()), head_weight.data());
+    return r;
+  }
+
   TransformerLM<B, T>& model() { return lm_; }
+  const TransformerLM<B, T>& model() const { return lm_; }
   ParameterSet<T, B>& head_parameters() { return head_params_; }
+  const ParameterSet<T, B>& head_parameters() const { return head_params_; }
+  // The head's weight [d, d] (y = W h).
+  TensorView<const T, B> head_weight() const { return head_params_.value(head_.weight_id()); }
   index_t blocks() const { return lm_.config().n_layers; }
   index_t dim() const { return lm_.config().d_model; }
 
@@ -138,6 +152,13 @@ class Reconstructor {
               "blocks {} is outside [1, {}] of the target", blocks, c.n_layers);
     c.n_layers = blocks;
     return c;
+  }
+
+  // Registers the head [d, d] beside the model; its values are the caller's.
+  explicit Reconstructor(TransformerLM<B, T>&& lm) : lm_(std::move(lm)) {
+    const index_t d = lm_.config().d_model;
+    head_ = Linear<B, T>(head_params_, "reconstructor.head", d, d, false);
+    head_params_.allocate();
   }
 
   TransformerLM<B, T> lm_;

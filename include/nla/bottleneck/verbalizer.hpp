@@ -56,6 +56,22 @@ class Verbalizer {
     copy_parameters_by_name(lm_.backend(), lm_.parameters(), target.parameters());
   }
 
+  // A verbalizer over a model that already has the slot token as its last
+  // vocabulary entry (one that save_nla_release wrote, say).
+  static Verbalizer from_extended_model(TransformerLM<B, T>&& lm, VerbalizerPrompt prompt,
+                                        double injection_scale) {
+    const char* op = "Verbalizer::from_extended_model";
+    NLA_CHECK(!prompt.prefix.empty(), op, "the prompt needs at least one token before the slot");
+    NLA_CHECK(injection_scale > 0 && std::isfinite(injection_scale), op,
+              "injection_scale {} must be positive", injection_scale);
+    const index_t slot = lm.config().vocab_size - 1;
+    for (const auto* part : {&prompt.prefix, &prompt.suffix})
+      for (auto t : *part)
+        NLA_CHECK(t >= 0 && t < slot, op,
+                  "prompt token {} is outside the vocabulary (slot token {} excluded)", t, slot);
+    return Verbalizer(CloneTag{}, std::move(lm), std::move(prompt), injection_scale);
+  }
+
   // A deep copy with parameters of its own: the frozen reference policy of RL.
   Verbalizer clone() const {
     Verbalizer v(CloneTag{}, lm_.config(), prompt_, scale_);
@@ -211,6 +227,8 @@ class Verbalizer {
   struct CloneTag {};
   Verbalizer(CloneTag, const TransformerConfig& config, VerbalizerPrompt prompt, double scale)
       : lm_(config), prompt_(std::move(prompt)), scale_(scale) {}
+  Verbalizer(CloneTag, TransformerLM<B, T>&& lm, VerbalizerPrompt prompt, double scale)
+      : lm_(std::move(lm)), prompt_(std::move(prompt)), scale_(scale) {}
 
   static TransformerConfig extended(TransformerConfig c) {
     c.vocab_size += 1;

@@ -196,7 +196,9 @@ class Cuda {
   Cuda() : state_(make_state()) {}
   // A copy gets its own stream and handles, and the same settings.
   Cuda(const Cuda& other) : state_(make_state()), gemm_precision_(other.gemm_precision_) {}
+  // Keeps its own stream and handles (recreated if this one was moved from).
   Cuda& operator=(const Cuda& other) {
+    if (!state_) state_ = make_state();
     gemm_precision_ = other.gemm_precision_;
     return *this;
   }
