@@ -3,7 +3,7 @@
 // moods, a planned rhyme, an evaluation marker and a cipher), so that its
 // activations hold known facts worth explaining.
 //
-//   train_target --steps 4000 --seed 1 --out runs/target
+//   train_target --seed 1 --out runs/target
 //
 // writes runs/target.ckpt (model), runs/target.tokenizer.json and
 // runs/target.jsonl (metrics), then proves on the test split that the model
@@ -16,6 +16,12 @@
 //                         positions that need that attribute: what an
 //                         explanation of those activations can truthfully say
 // and ends with one JSON line holding those, val_loss and minutes.
+//
+// The defaults (Llama flavour, 2,500 steps) meet every target for every seed
+// measured: the rhyme and the object copy both need attention to "the word
+// after X", a relative-position pattern that rotary embeddings give almost
+// for free. The GPT-2 flavour must learn it from absolute positions and
+// stalls on a plateau for a seed-dependent number of steps (README).
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -40,10 +46,10 @@ using json = nlohmann::json;
 using Tokens = std::vector<std::int32_t>;
 
 struct Args {
-  std::string flavour = "gpt2", out = "runs/target", text_path, load;
+  std::string flavour = "llama", out = "runs/target", text_path, load;
   DocumentSeparator text_separator = DocumentSeparator::BlankLine;
   std::uint64_t seed = 1;
-  index_t steps = 4000, batch = 32, vocab = 512, context = 64, d_model = 128, layers = 4, heads = 4;
+  index_t steps = 2500, batch = 32, vocab = 512, context = 64, d_model = 128, layers = 4, heads = 4;
   index_t eval_every = 250, val_docs = 256, test_docs = 400, probe_train_docs = 2000;
   index_t tokenizer_docs = 4000;
   double lr = 2e-3, text_fraction = 0.0, max_minutes = 0;

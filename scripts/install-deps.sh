@@ -12,7 +12,7 @@ packages=(
   libeigen3-dev libxtensor-dev libcereal-dev catch2 libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libopenmpi-dev openmpi-bin gnuplot-nox python3
-  fortunes-min
+  fortunes-min doxygen
 )
 for arg in "$@"; do
   case "$arg" in
