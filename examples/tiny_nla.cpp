@@ -33,6 +33,7 @@
 #include "nla/activations/extract.hpp"
 #include "nla/bottleneck/autoencoder.hpp"
 #include "nla/bottleneck/nla_checkpoint.hpp"
+#include "nla/bottleneck/nla_training.hpp"
 #include "nla/bottleneck/reconstructor_decoder.hpp"
 #include "nla/bottleneck/verbalizer_encoder.hpp"
 #include "nla/explain/claims.hpp"
@@ -69,42 +70,6 @@ using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
-
-// Rows [first, first + n) of a dataset, or the given indices, as a batch.
-ActivationBatch batch_of(const ActivationDataset& data, const std::vector<index_t>& idx) {
-  ActivationBatch b;
-  b.dim = data.d_model();
-  for (index_t i : idx) {
-    const float* row = &data.vectors(std::size_t(i), 0);
-    b.vectors.insert(b.vectors.end(), row, row + b.dim);
-    b.rows.push_back(&data.rows[std::size_t(i)]);
-  }
-  return b;
-}
-
-std::vector<index_t> random_rows(index_t count, index_t n, std::uint64_t seed, std::uint64_t step) {
-  std::vector<index_t> idx;
-  for (index_t i = 0; i < count; ++i) idx.push_back(index_t(random_bits(seed, step, i) % n));
-  return idx;
-}
-
-// An explanation the AR can read from a summary: " summary" + EOS.
-Explanation as_message(const BpeTokenizer& tok, const std::string& text) {
-  Explanation e;
-  e.tokens = tok.encode(" " + text);
-  e.tokens.push_back(tok.eos_id());
-  e.stopped = true;
-  e.text = text;
-  return e;
-}
-
-struct Evaluation {
-  double fve = 0, fve_truth_text = 0, fve_shuffled = 0, attribute_accuracy = 0,
-         withheld_accuracy = 0, rhyme_word_accuracy = 0, eval_marker_detection = 0,
-         failure_rate = 0, mean_tokens = 0;
-  json per_attribute = json::object();
-  std::vector<std::string> texts;
-};
 
 }  // namespace
 
@@ -219,9 +184,7 @@ int main(int argc, char** argv) {
     };
     const ActivationDataset train = extract(Split::Train, a.train_docs, "train");
     const ActivationDataset test = extract(Split::Test, a.test_docs, "test");
-    FveBaseline baseline{std::size_t(d)};
-    for (index_t i = 0; i < train.size(); ++i) baseline.add(&train.vectors(std::size_t(i), 0));
-    const double B = baseline.baseline();
+    const double B = fve_baseline_of(train);
     phases["extract_s"] = since(t);
     std::cerr << fmt::format("activations: {} train, {} test; B = {:.3f}; injection scale {}\n",
                              train.size(), test.size(), B, train.meta.injection_scale);
@@ -247,11 +210,11 @@ int main(int argc, char** argv) {
     Summarizer& true_summaries = text_mode ? static_cast<Summarizer&>(keywords) : complete;
     std::vector<Explanation> train_summaries, train_truth, test_truth;
     for (const std::string& s : warm_start_summaries.summarize(train.rows))
-      train_summaries.push_back(as_message(tok, s));
+      train_summaries.push_back(summary_message(tok, s));
     for (const std::string& s : true_summaries.summarize(train.rows))
-      train_truth.push_back(as_message(tok, s));
+      train_truth.push_back(summary_message(tok, s));
     for (const std::string& s : true_summaries.summarize(test.rows))
-      test_truth.push_back(as_message(tok, s));
+      test_truth.push_back(summary_message(tok, s));
 
     // 4. The two models, as encoder and decoder of the generic autoencoder.
     const auto prompt_prefix = [&](const std::string& text) {
@@ -289,88 +252,28 @@ int main(int argc, char** argv) {
     }
     const std::optional<Attribute> withheld = partial_options.withhold;
 
-    // Evaluation on the test split: FVE, truth of the explanations, the AR on
-    // true descriptions, and FVE when each explanation is scored against the
-    // wrong activation (a control that must be far lower).
+    // Evaluation on the test split (bottleneck/nla_training.hpp), logged with
+    // every explanation beside the truth.
     auto evaluate = [&](const char* tag) {
-      Evaluation ev;
-      std::vector<float> predictions;
-      std::map<std::string, std::pair<double, double>> attr;  // name -> hits, count
-      double withheld_hits = 0, withheld_n = 0, rhyme_hits = 0, rhyme_n = 0, eval_hits = 0,
-             eval_n = 0, truth_err = 0, err = 0, failures = 0, tokens = 0;
-      for (index_t first = 0; first < test.size(); first += 128) {
-        std::vector<index_t> idx(std::size_t(std::min<index_t>(128, test.size() - first)));
-        std::iota(idx.begin(), idx.end(), first);
-        const ActivationBatch batch = batch_of(test, idx);
-        const auto messages = encoder.encode(batch, false);
-        const auto fb = decoder.decode(messages, batch.vectors, false);
-        predictions.insert(predictions.end(), fb.predictions.begin(), fb.predictions.end());
-        std::vector<Explanation> truth(test_truth.begin() + first,
-                                       test_truth.begin() + first + index_t(idx.size()));
-        for (double e : decoder.decode(truth, batch.vectors, false).error) truth_err += e;
-        for (std::size_t k = 0; k < idx.size(); ++k) {
-          const json& row = *batch.rows[k];
-          const Explanation& m = messages[k];
-          const double e = m.failed() ? 4.0 : fb.error[k];
-          err += e;
-          failures += m.failed();
-          tokens += double(m.tokens.size());
-          ev.texts.push_back(m.text);
-          explanations_log.write({{"phase", tag},
-                                  {"doc", row["doc"]},
-                                  {"position", row["position"]},
-                                  {"truth", test_truth[std::size_t(first) + k].text},
-                                  {"said", m.text},
-                                  {"failed", m.failed()},
-                                  {"error", e}});
-          if (!row.contains("needed")) continue;  // real text: no attributes
-          for (Attribute at : needed_attributes(row)) {
-            const bool ok = !m.failed() && states_attribute_correctly(m.text, at, row);
-            auto& [hits, n] = attr[std::string(attribute_name(at))];
-            hits += ok, n += 1;
-            if (withheld && at == *withheld) withheld_hits += ok, withheld_n += 1;
-            if (at == Attribute::Rhyme) rhyme_hits += ok, rhyme_n += 1;
-            if (at == Attribute::EvalMarker) eval_hits += ok, eval_n += 1;
-          }
-        }
-      }
-      const double n = double(test.size());
-      ev.fve = fraction_of_variance_explained(err / n, B);
-      ev.fve_truth_text = fraction_of_variance_explained(truth_err / n, B);
-      // Control: prediction of row (i + n/2) mod n scored against row i.
-      double shuffled = 0;
+      const NlaEvaluation ev = evaluate_nla(encoder, decoder, test, test_truth, B, withheld);
       for (index_t i = 0; i < test.size(); ++i) {
-        const index_t j = (i + test.size() / 2) % test.size();
-        shuffled += normalized_mse(&predictions[std::size_t(j * d)],
-                                   &test.vectors(std::size_t(i), 0), std::size_t(d));
+        const json& row = test.rows[std::size_t(i)];
+        const Explanation& m = ev.explanations[std::size_t(i)];
+        explanations_log.write({{"phase", tag},
+                                {"doc", row["doc"]},
+                                {"position", row["position"]},
+                                {"truth", test_truth[std::size_t(i)].text},
+                                {"said", m.text},
+                                {"failed", m.failed()},
+                                {"error", ev.errors[std::size_t(i)]}});
       }
-      ev.fve_shuffled = fraction_of_variance_explained(shuffled / n, B);
-      double hits_sum = 0, n_sum = 0;
-      for (const auto& [name, hn] : attr) {
-        ev.per_attribute[name] = hn.first / hn.second;
-        hits_sum += hn.first, n_sum += hn.second;
-      }
-      ev.attribute_accuracy = n_sum > 0 ? hits_sum / n_sum : 0;
-      ev.withheld_accuracy = withheld_n > 0 ? withheld_hits / withheld_n : 0;
-      ev.rhyme_word_accuracy = rhyme_n > 0 ? rhyme_hits / rhyme_n : 0;
-      ev.eval_marker_detection = eval_n > 0 ? eval_hits / eval_n : 0;
-      ev.failure_rate = failures / n;
-      ev.mean_tokens = tokens / n;
-      const json rec = {{"phase", tag},
-                        {"fve", ev.fve},
-                        {"fve_truth_text", ev.fve_truth_text},
-                        {"fve_shuffled_control", ev.fve_shuffled},
-                        {"attribute_accuracy", ev.attribute_accuracy},
-                        {"per_attribute", ev.per_attribute},
-                        {"withheld_accuracy", ev.withheld_accuracy},
-                        {"failure_rate", ev.failure_rate},
-                        {"explanation_tokens", ev.mean_tokens}};
+      const json rec = ev.record(tag);
       log.write(rec);
       std::cout << rec.dump() << std::endl;
       for (index_t i = 0; i < 4; ++i) {
-        const index_t k = i * (test.size() / 4);
-        std::cerr << fmt::format("  [{}] truth: {}\n       said:  {}\n", tag,
-                                 test_truth[std::size_t(k)].text, ev.texts[std::size_t(k)]);
+        const std::size_t k = std::size_t(i * (test.size() / 4));
+        std::cerr << fmt::format("  [{}] truth: {}\n       said:  {}\n", tag, test_truth[k].text,
+                                 ev.explanations[k].text);
       }
       return ev;
     };
@@ -378,38 +281,24 @@ int main(int argc, char** argv) {
     // 5. Warm start, with warm-up and cosine decay: the AR's loss depends only
     // on the direction of its output, and a constant high lr makes FVE swing.
     t = Clock::now();
-    const WarmupCosineSchedule av_schedule{a.sft_av_lr, a.sft_av_lr / 10,
-                                           std::max<std::int64_t>(1, a.sft_steps / 10),
-                                           std::int64_t(a.sft_steps)};
-    const WarmupCosineSchedule ar_schedule{a.sft_ar_lr, a.sft_ar_lr / 10,
-                                           std::max<std::int64_t>(1, a.sft_steps / 10),
-                                           std::int64_t(a.sft_steps)};
+    WarmStartOptions sft_options;
+    sft_options.steps = a.sft_steps;
+    sft_options.batch = a.sft_batch;
+    sft_options.av_lr = a.sft_av_lr;
+    sft_options.ar_lr = a.sft_ar_lr;
+    sft_options.seed = a.seed;
     Progress sft_progress(a.sft_steps, "ex");
-    for (index_t step = 0; step < a.sft_steps; ++step) {
-      const auto idx = random_rows(a.sft_batch, train.size(), a.seed, 1000 + std::uint64_t(step));
-      const ActivationBatch batch = batch_of(train, idx);
-      std::vector<std::vector<std::int32_t>> text;
-      std::vector<Explanation> messages;
-      for (index_t i : idx) {
-        text.push_back(train_summaries[std::size_t(i)].tokens);
-        messages.push_back(train_summaries[std::size_t(i)]);
-      }
-      const double av_loss = encoder.learn_supervised(batch, text, av_schedule(step));
-      decoder.options().adamw.lr = ar_schedule(step);
-      const auto fb = decoder.decode(messages, batch.vectors, true);
-      decoder.learn();
-      double ar_err = 0;
-      for (double e : fb.error) ar_err += e / double(fb.error.size());
-      if ((step + 1) % 10 == 0)
-        log.write({{"phase", "sft"},
-                   {"step", step + 1},
-                   {"av_loss", av_loss},
-                   {"ar_loss", ar_err},
-                   {"fve", fraction_of_variance_explained(ar_err, B)}});
-      sft_progress.update(step + 1, double((step + 1) * a.sft_batch),
-                          fmt::format("AV {:.3f} AR FVE {:.3f}", av_loss,
-                                      fraction_of_variance_explained(ar_err, B)));
-    }
+    warm_start(encoder, decoder, train, train_summaries, B, sft_options, 0,
+               [&](const WarmStartRecord& r) {
+                 if (r.step % 10 == 0)
+                   log.write({{"phase", "sft"},
+                              {"step", r.step},
+                              {"av_loss", r.av_loss},
+                              {"ar_loss", r.ar_loss},
+                              {"fve", r.fve}});
+                 sft_progress.update(r.step, double(r.step * a.sft_batch),
+                                     fmt::format("AV {:.3f} AR FVE {:.3f}", r.av_loss, r.fve));
+               });
     phases["sft_s"] = since(t);
 
     // The shuffled-activation control: the AV's loss on test summaries with
@@ -429,44 +318,32 @@ int main(int argc, char** argv) {
     std::cerr << fmt::format("AV loss on test summaries: {:.3f} true, {:.3f} shuffled\n",
                              av_loss_true, av_loss_shuffled);
     t = Clock::now();
-    const Evaluation sft = evaluate("after_sft");
+    const NlaEvaluation sft = evaluate("after_sft");
     phases["eval_sft_s"] = since(t);
 
     // 6. Joint RL. The KL reference is the warm-started AV.
     t = Clock::now();
     encoder.reset_reference();
     Progress rl_progress(a.rl_steps, "ex");
-    for (index_t step = 0; step < a.rl_steps; ++step) {
-      if (a.anchors > 0) {
-        const auto idx = random_rows(a.anchors, train.size(), a.seed, 900000 + std::uint64_t(step));
-        std::vector<Explanation> m;
-        for (index_t i : idx) m.push_back(train_truth[std::size_t(i)]);
-        decoder.set_anchors(std::move(m), batch_of(train, idx).vectors);
-      }
-      const auto idx = random_rows(a.rl_batch, train.size(), a.seed, 500000 + std::uint64_t(step));
-      const AutoencoderStep s = nla.step(batch_of(train, idx));
-      json rec = s.encoder;
-      rec["phase"] = "rl";
-      rec["step"] = step + 1;
-      rec["fve"] = s.fve;
-      rec["ar_loss"] = s.decoder["loss"];
-      rec["encode_s"] = s.encode_s;
-      rec["decode_s"] = s.decode_s;
-      rec["encoder_learn_s"] = s.encoder_learn_s;
-      rec["decoder_learn_s"] = s.decoder_learn_s;
-      log.write(rec);
-      if (a.checkpoint_every > 0 &&
-          ((step + 1) % a.checkpoint_every == 0 || step + 1 == a.rl_steps))
-        save_nla_checkpoint(a.out + ".rl", encoder, decoder, step + 1,
-                            {{"world_seed", a.world_seed}, {"seed", a.seed}});
-      rl_progress.update(
-          step + 1, double((step + 1) * a.rl_batch * a.group),
-          fmt::format("FVE {:.3f} reward {:.3f} KL {:.4f}", s.fve,
-                      s.encoder["reward_mean"].get<double>(), s.encoder["kl"].get<double>()));
-    }
+    JointRlOptions rl_options;
+    rl_options.steps = a.rl_steps;
+    rl_options.batch = a.rl_batch;
+    rl_options.anchors = a.anchors;
+    rl_options.seed = a.seed;
+    joint_rl(nla, decoder, train, train_truth, rl_options, 0,
+             [&](index_t step, const AutoencoderStep& s, json& rec) {
+               log.write(rec);
+               if (a.checkpoint_every > 0 && (step % a.checkpoint_every == 0 || step == a.rl_steps))
+                 save_nla_checkpoint(a.out + ".rl", encoder, decoder, step,
+                                     {{"world_seed", a.world_seed}, {"seed", a.seed}});
+               rl_progress.update(step, double(step * a.rl_batch * a.group),
+                                  fmt::format("FVE {:.3f} reward {:.3f} KL {:.4f}", s.fve,
+                                              s.encoder["reward_mean"].get<double>(),
+                                              s.encoder["kl"].get<double>()));
+             });
     phases["rl_s"] = since(t);
     t = Clock::now();
-    const Evaluation rl = evaluate("after_rl");
+    const NlaEvaluation rl = evaluate("after_rl");
     phases["eval_rl_s"] = since(t);
 
     // 7. Explain with confidence: n samples per activation; is a claim that
@@ -523,8 +400,9 @@ int main(int argc, char** argv) {
         std::string edited = original;
         const std::string key = a.steer_attribute + " ";
         edited.replace(edited.find(key + mood), key.size() + mood.size(), key + edited_mood);
-        const auto fb = decoder.decode({as_message(tok, original), as_message(tok, edited)},
-                                       std::vector<float>(std::size_t(2 * d), 1.0f), false);
+        const auto fb =
+            decoder.decode({summary_message(tok, original), summary_message(tok, edited)},
+                           std::vector<float>(std::size_t(2 * d), 1.0f), false);
         const std::vector<float> p0(fb.predictions.begin(), fb.predictions.begin() + d),
             p1(fb.predictions.begin() + d, fb.predictions.end());
         const std::vector<double> delta = steering_delta(p0, p1);

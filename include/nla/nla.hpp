@@ -8,6 +8,7 @@
 #include "nla/bottleneck/autoencoder.hpp"
 #include "nla/bottleneck/explanation.hpp"
 #include "nla/bottleneck/nla_release.hpp"
+#include "nla/bottleneck/nla_training.hpp"
 #include "nla/bottleneck/noisy_channel.hpp"
 #include "nla/bottleneck/pca_bottleneck.hpp"
 #include "nla/bottleneck/reconstructor.hpp"
