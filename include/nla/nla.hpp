@@ -4,6 +4,7 @@
 
 #include "nla/activations/activation_dataset.hpp"
 #include "nla/activations/extract.hpp"
+#include "nla/activations/import.hpp"
 #include "nla/backend/cpu.hpp"
 #include "nla/bottleneck/autoencoder.hpp"
 #include "nla/bottleneck/explanation.hpp"
