@@ -217,13 +217,8 @@ int main(int argc, char** argv) {
       test_truth.push_back(summary_message(tok, s));
 
     // 4. The two models, as encoder and decoder of the generic autoencoder.
-    const auto prompt_prefix = [&](const std::string& text) {
-      std::vector<std::int32_t> p{tok.bos_id()};
-      tok.encode_append(text, p);
-      return p;
-    };
-    Verbalizer<Cpu, float> av(target, {prompt_prefix(" explain"), tok.encode(":")},
-                              train.meta.injection_scale);
+    const NlaPrompts prompts = default_nla_prompts(tok);
+    Verbalizer<Cpu, float> av(target, prompts.verbalizer, train.meta.injection_scale);
     if (a.centre) av.set_centre(train.meta.mean);
     Reconstructor<Cpu, float> ar(target, layer + 1);
     VerbalizerEncoderOptions eo;
@@ -238,8 +233,7 @@ int main(int argc, char** argv) {
         av, eo, [&](const std::vector<std::int32_t>& ids) { return tok.decode(ids, true); });
     ReconstructorDecoderOptions dopt;
     dopt.adamw.lr = a.rl_ar_lr;
-    ReconstructorDecoder<Cpu, float> decoder(ar, {prompt_prefix(" meaning"), tok.encode(" ->")},
-                                             dopt);
+    ReconstructorDecoder<Cpu, float> decoder(ar, prompts.reconstructor, dopt);
     Autoencoder<VerbalizerEncoder<Cpu, float>, ReconstructorDecoder<Cpu, float>> nla(encoder,
                                                                                      decoder, B);
 

@@ -8,6 +8,7 @@
 #include "nla/backend/cpu.hpp"
 #include "nla/bottleneck/autoencoder.hpp"
 #include "nla/bottleneck/explanation.hpp"
+#include "nla/bottleneck/nla_checkpoint.hpp"
 #include "nla/bottleneck/nla_release.hpp"
 #include "nla/bottleneck/nla_training.hpp"
 #include "nla/bottleneck/noisy_channel.hpp"

@@ -69,6 +69,23 @@ inline Explanation summary_message(const BpeTokenizer& tok, const std::string& t
   return e;
 }
 
+struct NlaPrompts {
+  VerbalizerPrompt verbalizer;
+  ReconstructorPrompt reconstructor;
+};
+
+// The prompts of the demo and of `nla train`: the verbalizer reads
+// "<bos> explain<slot>:" and writes; the reconstructor reads
+// "<bos> meaning<explanation> ->" at its last token.
+inline NlaPrompts default_nla_prompts(const BpeTokenizer& tok) {
+  auto with_bos = [&](const std::string& text) {
+    std::vector<std::int32_t> p{tok.bos_id()};
+    tok.encode_append(text, p);
+    return p;
+  };
+  return {{with_bos(" explain"), tok.encode(":")}, {with_bos(" meaning"), tok.encode(" ->")}};
+}
+
 struct WarmStartOptions {
   index_t steps = 800, batch = 32;
   double av_lr = 1e-3, ar_lr = 1e-3;  // peaks: warm-up over steps / 10, cosine to a tenth
