@@ -20,12 +20,12 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNLA_BUILD_EXAMPLES=
 mkdir -p runs
 if [[ "${1:-}" == "--tiny-lm" ]]; then
   shift
-  cmake --build "$build" -j "$(nproc)" --target train_tiny_lm
+  cmake --build "$build" -j "$(nproc)" --target train_tiny_lm nla_cli
   "$build/examples/train_tiny_lm" --log runs/tiny_lm.jsonl "$@"
   bash scripts/plot_metrics.sh runs/tiny_lm.jsonl runs/tiny_lm.png train_loss val_loss
   exit 0
 fi
-cmake --build "$build" -j "$(nproc)" --target train_target tiny_nla
+cmake --build "$build" -j "$(nproc)" --target train_target tiny_nla nla_cli
 if [[ ! -f runs/target.ckpt ]]; then
   # The NLA figures in the README were measured on this target: GPT-2
   # flavour, trained briefly, so every attribute still sits at the extraction

@@ -67,10 +67,12 @@ class Shape {
 
 }  // namespace nla
 
+namespace fmt {
 template <>
-struct fmt::formatter<nla::Shape> : fmt::formatter<std::string> {
+struct formatter<nla::Shape> : formatter<std::string> {
   template <class Context>
   auto format(const nla::Shape& s, Context& ctx) const {
-    return fmt::formatter<std::string>::format(s.str(), ctx);
+    return formatter<std::string>::format(s.str(), ctx);
   }
 };
+}  // namespace fmt
