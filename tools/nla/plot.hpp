@@ -58,9 +58,9 @@ inline index_t plot_jsonl(const std::string& log, const std::string& png,
   }
   const std::string partial = png + ".tmp";
   const std::string script = fmt::format(
-      "set terminal pngcairo size 900,540 noenhanced\nset output '{}'\n"
+      "set terminal pngcairo size 900,540 noenhanced\nset output '{}'\nset title '{}'\n"
       "set xlabel '{}'\nset grid\nset key outside right\nplot {}\n",
-      partial, x, plots);
+      partial, fs::path(log).filename().string(), x, plots);
   FILE* gp = ::popen("gnuplot 2>&1", "w");
   NLA_CHECK(gp != nullptr, op, "cannot start gnuplot (scripts/install-deps.sh installs it)");
   std::fputs(script.c_str(), gp);
