@@ -135,6 +135,10 @@ Action add_extract(CLI::App& app) {
       }
       std::cerr << fmt::format("extracting block {} of {} from {} documents\n", layer,
                                config.n_layers, docs.size());
+      Progress progress(long(docs.size()), "doc");
+      eo.on_batch = [&](index_t documents, index_t vectors) {
+        progress.update(documents, double(documents), fmt::format("{} vectors", vectors));
+      };
       meta = extract_activations(*t.model, t.tokenizer, layer, docs, eo, a->out);
     }
     emit({{"command", "extract"},

@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -235,6 +236,9 @@ struct ExtractionOptions {
   std::string split = "train";   // recorded: the documents' split
   index_t batch_documents = 32;  // documents per forward pass
   double injection_scale = 0;    // 0: round_injection_scale(mean norm)
+  // Called after each batch with the documents read and vectors written so
+  // far (a progress line, say).
+  std::function<void(index_t documents, index_t vectors)> on_batch;
 };
 
 namespace extract_detail {
@@ -319,6 +323,7 @@ ActivationMeta extract_activations_from(TransformerLM<B, T>& model, const BpeTok
         for (index_t j = 0; j < d; ++j) row_values[static_cast<std::size_t>(j)] = float(v[j]);
         writer.add(row_values.data(), extract_detail::row(tok, chunk[i], p));
       }
+    if (options.on_batch) options.on_batch(documents, writer.count());
   }
   meta.documents = documents;
   NLA_CHECK(writer.count() > 0, op, "dataset '{}': {} documents gave no positions under '{}'",
