@@ -221,19 +221,17 @@ int main(int argc, char** argv) {
     Verbalizer<Cpu, float> av(target, prompts.verbalizer, train.meta.injection_scale);
     if (a.centre) av.set_centre(train.meta.mean);
     Reconstructor<Cpu, float> ar(target, layer + 1);
-    VerbalizerEncoderOptions eo;
-    eo.group_size = a.group;
-    eo.sampling.max_new_tokens = a.max_tokens;
-    eo.sampling.stop_tokens = {tok.eos_id()};
-    eo.evaluation_sampling = eo.sampling;
-    eo.grpo.kl_coef = a.kl_coef;
-    eo.adamw.lr = a.rl_av_lr;
-    eo.seed = a.seed;
+    TextNlaOptions text_options;
+    text_options.group = a.group;
+    text_options.max_tokens = a.max_tokens;
+    text_options.kl = a.kl_coef;
+    text_options.av_lr = a.rl_av_lr;
+    text_options.ar_lr = a.rl_ar_lr;
+    text_options.seed = a.seed;
     VerbalizerEncoder<Cpu, float> encoder(
-        av, eo, [&](const std::vector<std::int32_t>& ids) { return tok.decode(ids, true); });
-    ReconstructorDecoderOptions dopt;
-    dopt.adamw.lr = a.rl_ar_lr;
-    ReconstructorDecoder<Cpu, float> decoder(ar, prompts.reconstructor, dopt);
+        av, text_options.encoder(tok),
+        [&](const std::vector<std::int32_t>& ids) { return tok.decode(ids, true); });
+    ReconstructorDecoder<Cpu, float> decoder(ar, prompts.reconstructor, text_options.decoder());
     Autoencoder<VerbalizerEncoder<Cpu, float>, ReconstructorDecoder<Cpu, float>> nla(encoder,
                                                                                      decoder, B);
 

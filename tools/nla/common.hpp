@@ -123,14 +123,6 @@ inline Target load_target(const std::string& path) {
   return t;
 }
 
-// The options of the verbalizer and reconstructor wrappers that sampling and
-// training read.
-struct StackOptions {
-  index_t group = 8, max_tokens = 20;
-  double kl = 0.01, av_lr = 1e-4, ar_lr = 1e-4;
-  std::uint64_t seed = 1;
-};
-
 // Verbalizer and reconstructor, and the encoder / decoder that wrap them (one
 // object: the wrappers keep pointers to the models).
 struct NlaStack {
@@ -142,30 +134,21 @@ struct NlaStack {
   std::unique_ptr<ReconstructorDecoder<Cpu, float>> decoder;
 
   NlaStack(Verbalizer<Cpu, float>&& verbalizer, Reconstructor<Cpu, float>&& reconstructor,
-           const NlaPrompts& prompts, const BpeTokenizer& tok, const StackOptions& o)
+           const NlaPrompts& prompts, const BpeTokenizer& tok, const TextNlaOptions& o)
       : av(std::move(verbalizer)),
         ar(std::move(reconstructor)),
         av_prompt(prompts.verbalizer),
         ar_prompt(prompts.reconstructor) {
-    VerbalizerEncoderOptions eo;
-    eo.group_size = o.group;
-    eo.sampling.max_new_tokens = o.max_tokens;
-    eo.sampling.stop_tokens = {tok.eos_id()};
-    eo.evaluation_sampling = eo.sampling;
-    eo.grpo.kl_coef = o.kl;
-    eo.adamw.lr = o.av_lr;
-    eo.seed = o.seed;
     encoder = std::make_unique<VerbalizerEncoder<Cpu, float>>(
-        av, eo, [&tok](const std::vector<std::int32_t>& ids) { return tok.decode(ids, true); });
-    ReconstructorDecoderOptions dopt;
-    dopt.adamw.lr = o.ar_lr;
-    decoder = std::make_unique<ReconstructorDecoder<Cpu, float>>(ar, ar_prompt, dopt);
+        av, o.encoder(tok),
+        [&tok](const std::vector<std::int32_t>& ids) { return tok.decode(ids, true); });
+    decoder = std::make_unique<ReconstructorDecoder<Cpu, float>>(ar, ar_prompt, o.decoder());
   }
 };
 
 // A fresh stack from the target (before the warm start).
 inline std::unique_ptr<NlaStack> stack_from_target(const Target& t, const ActivationDataset& data,
-                                                   const StackOptions& o, bool centre) {
+                                                   const TextNlaOptions& o, bool centre) {
   const NlaPrompts prompts = default_nla_prompts(t.tokenizer);
   Verbalizer<Cpu, float> av(*t.model, prompts.verbalizer, data.meta.injection_scale);
   if (centre) av.set_centre(data.meta.mean);
@@ -180,7 +163,7 @@ struct Release {
   std::unique_ptr<NlaStack> stack;
 };
 
-inline Release load_release(const std::string& dir, const StackOptions& o) {
+inline Release load_release(const std::string& dir, const TextNlaOptions& o) {
   auto loaded = load_nla_release<Cpu, float>(dir);
   Release r;
   r.meta = loaded.meta;

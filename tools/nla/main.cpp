@@ -158,7 +158,7 @@ struct TrainArgs {
   double keep_fraction = 0.2;
   bool centre = false, resume = false;
   index_t checkpoint_every = 100;
-  StackOptions stack;
+  TextNlaOptions stack;
   WarmStartOptions sft;
   JointRlOptions rl;
 };
@@ -344,7 +344,7 @@ Action add_train(CLI::App& app) {
 
 struct ReleaseArgs {
   std::string nla, data;
-  StackOptions stack;
+  TextNlaOptions stack;
 };
 
 void add_release_options(CLI::App* c, ReleaseArgs& a, bool needs_data) {

@@ -86,6 +86,32 @@ inline NlaPrompts default_nla_prompts(const BpeTokenizer& tok) {
   return {{with_bos(" explain"), tok.encode(":")}, {with_bos(" meaning"), tok.encode(" ->")}};
 }
 
+// The settings of a text NLA's encoder and decoder that sampling and RL read:
+// G explanations per activation at temperature 1, ended by EOS or failed
+// after max_tokens, GRPO with a k1 KL to the reference, constant RL lrs.
+struct TextNlaOptions {
+  index_t group = 8, max_tokens = 20;
+  double kl = 0.01, av_lr = 1e-4, ar_lr = 1e-4;
+  std::uint64_t seed = 1;
+
+  VerbalizerEncoderOptions encoder(const BpeTokenizer& tok) const {
+    VerbalizerEncoderOptions eo;
+    eo.group_size = group;
+    eo.sampling.max_new_tokens = max_tokens;
+    eo.sampling.stop_tokens = {tok.eos_id()};
+    eo.evaluation_sampling = eo.sampling;
+    eo.grpo.kl_coef = kl;
+    eo.adamw.lr = av_lr;
+    eo.seed = seed;
+    return eo;
+  }
+  ReconstructorDecoderOptions decoder() const {
+    ReconstructorDecoderOptions dopt;
+    dopt.adamw.lr = ar_lr;
+    return dopt;
+  }
+};
+
 struct WarmStartOptions {
   index_t steps = 800, batch = 32;
   double av_lr = 1e-3, ar_lr = 1e-3;  // peaks: warm-up over steps / 10, cosine to a tenth
