@@ -75,7 +75,7 @@ Action add_extract(CLI::App& app) {
   c->add_option("--rows", a->rows, "with --from-npy: JSONL file, one object per vector")
       ->check(CLI::ExistingFile);
   c->add_option("--n-layers", a->n_layers, "with --from-npy and no --model: the model's depth");
-  return [a, c] {
+  return [a] {
     ActivationMeta meta;
     if (!a->from_npy.empty()) {
       if (a->layer < 0) throw UsageError("--from-npy needs --layer");
