@@ -16,7 +16,7 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --torch) packages+=(python3-torch python3-numpy libopenblas0-pthread) ;;
+    --torch) packages+=(python3-torch python3-numpy python3-regex libopenblas0-pthread) ;;
     --clang) packages+=(clang-14 libomp-14-dev) ;;
     *) echo "install-deps.sh: unknown option '$arg'" >&2; exit 2 ;;
   esac

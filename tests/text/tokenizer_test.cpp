@@ -283,6 +283,33 @@ TEST_CASE("UTF-8 decoding and code point classes", "[text]") {
   CHECK(s == "A\xc3\xa9\xe6\x97\xa5\xf0\x9f\x99\x82");
 }
 
+TEST_CASE("Llama 3 and Qwen2 pre-tokenizers split like their regexes", "[text]") {
+  using V = std::vector<std::string_view>;
+  using nla::PretokenPattern;
+  const auto llama = [](std::string_view t) {
+    return nla::pretokenize(t, PretokenPattern::kLlama3);
+  };
+  const auto qwen = [](std::string_view t) { return nla::pretokenize(t, PretokenPattern::kQwen2); };
+  // Contractions in any case; one non-letter prefix on a letter run.
+  CHECK(llama("DON'T 'Ll") == V{"DON", "'T", " '", "Ll"});
+  CHECK(llama("(word) \tTab") == V{"(word", ")", " ", "\tTab"});
+  // Numbers in threes (Llama 3) or ones (Qwen2), never prefixed by a space.
+  CHECK(llama("x 1234567") == V{"x", " ", "123", "456", "7"});
+  CHECK(qwen("x 123") == V{"x", " ", "1", "2", "3"});
+  // White space up to its last newline; else GPT-2's rule.
+  CHECK(llama("a\n\n b") == V{"a", "\n\n", " b"});
+  CHECK(llama("a  \n  c") == V{"a", "  \n", " ", " c"});
+  CHECK(llama("a  b") == V{"a", " ", " b"});
+  CHECK(llama("end   ") == V{"end", "   "});
+  // Punctuation with its trailing newlines, after an optional space.
+  CHECK(llama("hi !!\n\nthere") == V{"hi", " !!\n\n", "there"});
+  // The pieces always concatenate back to the text.
+  const std::string mixed = "caf\xc3\xa9 \xe6\x97\xa5 \xff\xfe 12'S\r\n x";
+  std::string joined;
+  for (auto p : llama(mixed)) joined += p;
+  CHECK(joined == mixed);
+}
+
 TEST_CASE("pre-tokenizer splits like GPT-2's regex", "[text]") {
   using V = std::vector<std::string_view>;
   CHECK(nla::pretokenize("Hello world") == V{"Hello", " world"});
@@ -636,7 +663,31 @@ TEST_CASE("bad tokenizer files are errors naming the file", "[text]") {
   CHECK_THROWS_WITH(load_json(j), Contains("only BPE"));
   j = base;
   j["pre_tokenizer"] = {{"type", "Whitespace"}};
-  CHECK_THROWS_WITH(load_json(j), Contains("only ByteLevel"));
+  CHECK_THROWS_WITH(load_json(j), Contains("pre_tokenizer {\"type\":\"Whitespace\"} is not "
+                                           "supported"));
+  // Llama 3's Split + ByteLevel sequence reads, and writes back the same way;
+  // a Split on any other regex is refused by name.
+  const nlohmann::json split = {
+      {"type", "Split"},
+      {"pattern", {{"Regex", nla::pretoken_regex(nla::PretokenPattern::kLlama3)}}},
+      {"behavior", "Isolated"},
+      {"invert", false}};
+  const nlohmann::json no_split = {{"type", "ByteLevel"}, {"use_regex", false}};
+  j = base;
+  j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {split, no_split}}};
+  const BpeTokenizer llama = load_json(j);
+  CHECK(llama.pretoken_pattern() == nla::PretokenPattern::kLlama3);
+  std::vector<std::int32_t> pieces;  // "x", " ", "123", "4" encoded one by one
+  for (const char* piece : {"x", " ", "123", "4"})
+    for (auto id : tok.encode(piece)) pieces.push_back(id);
+  CHECK(llama.encode("x 1234") == pieces);
+  llama.save_hf_json(dir.file("llama.json"));
+  CHECK(BpeTokenizer::from_hf_json(dir.file("llama.json")).pretoken_pattern() ==
+        nla::PretokenPattern::kLlama3);
+  j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+";
+  CHECK_THROWS_WITH(load_json(j), Contains("is not one this library implements"));
+  j["pre_tokenizer"]["pretokenizers"] = {no_split};
+  CHECK_THROWS_WITH(load_json(j), Contains("is not supported"));
   j = base;
   j["normalizer"] = {{"type", "NFC"}};
   CHECK_THROWS_WITH(load_json(j), Contains("normalizer NFC"));

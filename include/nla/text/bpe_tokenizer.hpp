@@ -350,6 +350,7 @@ class BpeTokenizer {
   // with one (RoBERTa), and whole pieces found in the vocabulary taken as one
   // token before any merge (Llama 3).
   bool add_prefix_space() const { return add_prefix_space_; }
+  PretokenPattern pretoken_pattern() const { return pattern_; }
   bool ignore_merges() const { return ignore_merges_; }
 
  private:
@@ -534,7 +535,7 @@ class BpeTokenizer {
       encode_piece(text, out);
       return;
     }
-    for_each_pretoken(text, [&](std::string_view piece) { encode_piece(piece, out); });
+    for_each_pretoken(text, pattern_, [&](std::string_view piece) { encode_piece(piece, out); });
   }
 
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& out) const {
@@ -603,7 +604,8 @@ class BpeTokenizer {
   std::array<std::array<std::vector<std::size_t>, 256>, 2> added_index_;
   std::array<std::int32_t, 3> roles_{{-1, -1, -1}};
   bool add_prefix_space_ = false;
-  bool use_regex_ = true;
+  bool use_regex_ = true;  // false: no pre-tokenizer split at all
+  PretokenPattern pattern_ = PretokenPattern::kGpt2;
   bool ignore_merges_ = false;
   std::shared_ptr<WordCache> cache_;
 };
@@ -961,11 +963,44 @@ inline BpeTokenizer BpeTokenizer::from_hf_json(const std::string& path) {
       file_error(op, path, "normalizer {} is not supported (only none)",
                  normalizer->is_object() ? normalizer->value("type", std::string("?"))
                                          : normalizer->dump());
-    const auto pre = root.find("pre_tokenizer");
-    if (pre == root.end() || !pre->is_object() ||
-        field(*pre, "type", "pre_tokenizer", std::string()) != "ByteLevel")
-      file_error(op, path, "pre_tokenizer is {}; only ByteLevel is supported",
-                 pre == root.end() ? "missing" : pre->dump().substr(0, 80));
+    // ByteLevel (GPT-2's split inside), or Llama 3 / Qwen2's Sequence of a
+    // Split on their own regex and a ByteLevel that does not split again.
+    auto pre = root.find("pre_tokenizer");
+    PretokenPattern pattern = PretokenPattern::kGpt2;
+    const auto unsupported = [&] {
+      file_error(op, path,
+                 "pre_tokenizer {} is not supported (ByteLevel, or Llama 3 / Qwen2's Split + "
+                 "ByteLevel sequence)",
+                 pre == root.end() ? "missing" : pre->dump().substr(0, 120));
+    };
+    if (pre == root.end() || !pre->is_object()) unsupported();
+    if (field(*pre, "type", "pre_tokenizer", std::string()) == "Sequence") {
+      const auto parts = pre->find("pretokenizers");
+      if (parts == pre->end() || !parts->is_array() || parts->size() != 2) unsupported();
+      const Json& split = (*parts)[0];
+      const Json& byte_level = (*parts)[1];
+      const bool split_ok = split.is_object() && split.value("type", "") == "Split" &&
+                            split.value("behavior", "") == "Isolated" &&
+                            !split.value("invert", false) && split.contains("pattern") &&
+                            split["pattern"].is_object() && split["pattern"].contains("Regex") &&
+                            split["pattern"]["Regex"].is_string();
+      if (!split_ok || !byte_level.is_object() || byte_level.value("type", "") != "ByteLevel" ||
+          byte_level.value("use_regex", true))
+        unsupported();
+      const std::string regex = split["pattern"]["Regex"].get<std::string>();
+      if (regex == pretoken_regex(PretokenPattern::kLlama3))
+        pattern = PretokenPattern::kLlama3;
+      else if (regex == pretoken_regex(PretokenPattern::kQwen2))
+        pattern = PretokenPattern::kQwen2;
+      else
+        file_error(op, path,
+                   "pre_tokenizer Split regex {} is not one this library implements "
+                   "(GPT-2, Llama 3, Qwen2)",
+                   quote_token(regex));
+      pre = parts->begin() + 1;
+    } else if (field(*pre, "type", "pre_tokenizer", std::string()) != "ByteLevel") {
+      unsupported();
+    }
 
     const auto vocab_it = model.find("vocab");
     if (vocab_it == model.end() || !vocab_it->is_object())
@@ -1008,7 +1043,9 @@ inline BpeTokenizer BpeTokenizer::from_hf_json(const std::string& path) {
     std::unordered_map<std::string, std::int32_t> by_spelling;
     BpeTokenizer tok = from_vocabulary(op, path, path, tokens, merges, where, by_spelling);
     tok.add_prefix_space_ = field(*pre, "add_prefix_space", "pre_tokenizer", false);
-    tok.use_regex_ = field(*pre, "use_regex", "pre_tokenizer", true);
+    tok.use_regex_ =
+        pattern != PretokenPattern::kGpt2 || field(*pre, "use_regex", "pre_tokenizer", true);
+    tok.pattern_ = pattern;
     tok.ignore_merges_ = field(model, "ignore_merges", "model", false);
 
     std::vector<AddedToken> added;
@@ -1113,7 +1150,20 @@ inline void BpeTokenizer::save_hf_json(const std::string& path) const {
                                        {"trim_offsets", true},
                                        {"use_regex", use_regex_}});
   text += "  \"normalizer\": null,\n";
-  text += "  \"pre_tokenizer\": " + byte_level + ",\n";
+  if (pattern_ == PretokenPattern::kGpt2) {
+    text += "  \"pre_tokenizer\": " + byte_level + ",\n";
+  } else {
+    const Json split = {{"type", "Split"},
+                        {"pattern", {{"Regex", pretoken_regex(pattern_)}}},
+                        {"behavior", "Isolated"},
+                        {"invert", false}};
+    const Json no_split = {{"type", "ByteLevel"},
+                           {"add_prefix_space", add_prefix_space_},
+                           {"trim_offsets", true},
+                           {"use_regex", false}};
+    text += "  \"pre_tokenizer\": " +
+            dump({{"type", "Sequence"}, {"pretokenizers", {split, no_split}}}) + ",\n";
+  }
   text += "  \"post_processor\": " + byte_level + ",\n";
   text += "  \"decoder\": " + byte_level + ",\n";
   text +=

@@ -23,6 +23,7 @@
 
 #include <cstddef>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "nla/text/unicode.hpp"
@@ -101,10 +102,139 @@ void for_each_pretoken(std::string_view text, Emit&& emit) {
   }
 }
 
+// Llama 3's pre-tokenization (and Qwen2's, which splits numbers into single
+// digits where Llama 3 takes up to three):
+//
+//   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+//    ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+//
+// At each position, in that order:
+//   1. a contraction, in any case ("'S", "'Ll");
+//   2. a letter run, prefixed by one code point that is neither a letter, a
+//      number nor CR / LF when one stands before it ("(word", " word", "\tword");
+//   3. 1 to max_digits numbers;
+//   4. an optional U+0020 space, a run of "other" code points, then any CR / LF;
+//   5. a white-space run up to and including its last CR / LF, if it has one;
+//   6. otherwise a white-space run as in GPT-2's rule 5.
+template <class Emit>
+void for_each_pretoken_llama3(std::string_view text, int max_digits, Emit&& emit) {
+  using pretokenize_detail::Unit;
+  using pretokenize_detail::unit_at;
+  const std::size_t n = text.size();
+  auto is_newline = [&](std::size_t pos) { return text[pos] == '\r' || text[pos] == '\n'; };
+  // End of the run of class `cls` starting at pos (pos itself included).
+  auto run_end = [&](std::size_t pos, CharClass cls) {
+    while (pos < n) {
+      const Unit u = unit_at(text, pos);
+      if (u.cls != cls) break;
+      pos += u.length;
+    }
+    return pos;
+  };
+  auto newlines_end = [&](std::size_t pos) {
+    while (pos < n && is_newline(pos)) ++pos;
+    return pos;
+  };
+  std::size_t pos = 0;
+  while (pos < n) {
+    const std::size_t start = pos;
+    auto take = [&](std::size_t end) {
+      emit(text.substr(start, end - start));
+      pos = end;
+    };
+    // 1. Contractions, case-insensitively.
+    if (text[pos] == '\'' && pos + 1 < n) {
+      auto lower = [&](std::size_t i) { return i < n ? char(text[i] | 0x20) : '\0'; };
+      const char a = lower(pos + 1), b = lower(pos + 2);
+      if (a == 's' || a == 't' || a == 'm' || a == 'd') {
+        take(pos + 2);
+        continue;
+      }
+      if ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l')) {
+        take(pos + 3);
+        continue;
+      }
+    }
+    const Unit first = unit_at(text, pos);
+    // 2. [^\r\n\p{L}\p{N}]?\p{L}+
+    if (first.cls == CharClass::kLetter) {
+      take(run_end(pos, CharClass::kLetter));
+      continue;
+    }
+    if (first.cls != CharClass::kNumber && !is_newline(pos) && pos + first.length < n &&
+        unit_at(text, pos + first.length).cls == CharClass::kLetter) {
+      take(run_end(pos + first.length, CharClass::kLetter));
+      continue;
+    }
+    // 3. \p{N}{1,max_digits}
+    if (first.cls == CharClass::kNumber) {
+      std::size_t end = pos;
+      for (int k = 0; k < max_digits && end < n; ++k) {
+        const Unit u = unit_at(text, end);
+        if (u.cls != CharClass::kNumber) break;
+        end += u.length;
+      }
+      take(end);
+      continue;
+    }
+    // 4.  ?[^\s\p{L}\p{N}]+[\r\n]*
+    const std::size_t body = text[pos] == ' ' && pos + 1 < n ? pos + 1 : pos;
+    if (unit_at(text, body).cls == CharClass::kOther) {
+      take(newlines_end(run_end(body, CharClass::kOther)));
+      continue;
+    }
+    // 5 and 6: first is white space.
+    std::size_t end = pos, last_start = pos, after_newline = 0;
+    int count = 0;
+    while (end < n) {
+      const Unit u = unit_at(text, end);
+      if (u.cls != CharClass::kSpace) break;
+      last_start = end;
+      end += u.length;
+      ++count;
+      if (is_newline(last_start)) after_newline = end;
+    }
+    if (after_newline > 0) {
+      take(after_newline);
+    } else {
+      take(end < n && count > 1 ? last_start : end);
+    }
+  }
+}
+
+// Which pre-tokenizer a tokenizer splits text with.
+enum class PretokenPattern { kGpt2, kLlama3, kQwen2 };
+
+// The pattern's regex, as tokenizer.json files spell it.
+inline const char* pretoken_regex(PretokenPattern p) {
+  switch (p) {
+    case PretokenPattern::kLlama3:
+      return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+             "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    case PretokenPattern::kQwen2:
+      return "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+             "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    case PretokenPattern::kGpt2:
+      break;
+  }
+  return "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+}
+
+// Calls emit(piece) for each piece of text under `pattern`.
+template <class Emit>
+void for_each_pretoken(std::string_view text, PretokenPattern pattern, Emit&& emit) {
+  if (pattern == PretokenPattern::kGpt2)
+    for_each_pretoken(text, std::forward<Emit>(emit));
+  else
+    for_each_pretoken_llama3(text, pattern == PretokenPattern::kLlama3 ? 3 : 1,
+                             std::forward<Emit>(emit));
+}
+
 // The pieces of text, as views into it.
-inline std::vector<std::string_view> pretokenize(std::string_view text) {
+inline std::vector<std::string_view> pretokenize(std::string_view text,
+                                                 PretokenPattern pattern = PretokenPattern::kGpt2) {
   std::vector<std::string_view> pieces;
-  for_each_pretoken(text, [&](std::string_view piece) { pieces.push_back(piece); });
+  for_each_pretoken(text, pattern, [&](std::string_view piece) { pieces.push_back(piece); });
   return pieces;
 }
 
