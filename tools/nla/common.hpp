@@ -88,6 +88,12 @@ inline void add_json_config_option(CLI::App* app) {
                   "after it override it");
 }
 
+// Creates the directory a file or prefix will be written in.
+inline void make_parent_directory(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+}
+
 // A target model and its tokenizer, from a Hugging Face directory
 // (config.json, safetensors, tokenizer.json) or a train_target prefix
 // (PREFIX.ckpt, PREFIX.tokenizer.json).

@@ -76,6 +76,7 @@ Action add_extract(CLI::App& app) {
       ->check(CLI::ExistingFile);
   c->add_option("--n-layers", a->n_layers, "with --from-npy and no --model: the model's depth");
   return [a] {
+    make_parent_directory(a->out);
     ActivationMeta meta;
     if (!a->from_npy.empty()) {
       if (a->layer < 0) throw UsageError("--from-npy needs --layer");
@@ -425,7 +426,10 @@ Action add_reconstruct(CLI::App& app) {
     const auto fb = rel.stack->decoder->decode(
         messages, std::vector<float>(all.size() * std::size_t(d), 1.0f), false);
     std::unique_ptr<io::NpyWriter> writer;
-    if (!npy->empty()) writer = std::make_unique<io::NpyWriter>(*npy, std::size_t(d));
+    if (!npy->empty()) {
+      make_parent_directory(*npy);
+      writer = std::make_unique<io::NpyWriter>(*npy, std::size_t(d));
+    }
     for (std::size_t i = 0; i < all.size(); ++i) {
       const std::vector<float> v(fb.predictions.begin() + std::ptrdiff_t(i) * d,
                                  fb.predictions.begin() + std::ptrdiff_t(i + 1) * d);
@@ -528,6 +532,7 @@ Action add_plot(CLI::App& app) {
   c->add_option("--keys", *keys, "keys to plot")->required()->delimiter(',');
   c->add_option("--x", *x, "key of the x axis");
   return [=] {
+    make_parent_directory(*out);
     const index_t points = plot_jsonl(*log, *out, *keys, *x);
     emit({{"command", "plot"}, {"png", *out}, {"points", points}});
   };

@@ -71,7 +71,7 @@ expect 0 '"command":"extract".*"d_model":32' -- \
   --per-document 2 --min-position 2
 expect 0 '"command":"extract","count":24,"d_model":32' -- \
   "$nla" extract --from-npy "$hf/gpt2/hidden_states_1.npy" --model "$hf/gpt2" --layer 0 \
-  --out imported
+  --out new/dir/imported
 
 # Bad usage: exit 2, with the reason.
 expect 2 'steps: Value -3 not in range|-3' -- "$nla" train sft --model "$world" --data acts \
