@@ -12,8 +12,8 @@ mkdir -p "$out"
 "$nla" extract --model runs/target --world-seed 1 --split test --documents 200 --out runs/acts/test
 "$nla" train sft --model runs/target --data runs/acts/train --out runs/nla --withhold rhyme
 "$nla" train rl --model runs/target --data runs/acts/train --out runs/nla
-"$nla" plot --log runs/nla/log.jsonl --out runs/nla/fve.png --keys fve
-"$nla" plot --log runs/nla/log.jsonl --out runs/nla/reward.png --keys reward_mean,kl
+"$nla" plot --log runs/nla/log.jsonl --out runs/nla/sft.png --keys fve,av_loss --phase sft
+"$nla" plot --log runs/nla/log.jsonl --out runs/nla/rl.png --keys fve,reward_mean --phase rl
 "$nla" explain --nla runs/nla/release --data runs/acts/test --count 3 --samples 8 > "$out/explain.jsonl"
 "$nla" eval --nla runs/nla/release --data runs/acts/test > "$out/eval.jsonl"
 "$nla" steer --model runs/target --nla runs/nla/release \

@@ -514,6 +514,7 @@ Action add_eval(CLI::App& app) {
         evaluate_nla(*rel.stack->encoder, *rel.stack->decoder, data, truth, fve_baseline_of(data));
     json out = ev.record("eval");
     out.erase("phase");
+    out.erase("withheld_accuracy");  // only meaningful beside the warm start's summaries
     out["command"] = "eval";
     out["rows"] = data.size();
     emit(out);
@@ -526,14 +527,16 @@ Action add_plot(CLI::App& app) {
   auto log = std::make_shared<std::string>(), out = std::make_shared<std::string>(),
        x = std::make_shared<std::string>("step");
   auto keys = std::make_shared<std::vector<std::string>>();
+  auto phase = std::make_shared<std::string>();
   auto* c = app.add_subcommand("plot", "Plot keys of a JSONL log against step (gnuplot)");
   c->add_option("--log", *log, "JSONL log")->required()->check(CLI::ExistingFile);
   c->add_option("--out", *out, "PNG to write")->required();
   c->add_option("--keys", *keys, "keys to plot")->required()->delimiter(',');
   c->add_option("--x", *x, "key of the x axis");
+  c->add_option("--phase", *phase, "only records of this phase (sft, rl)");
   return [=] {
     make_parent_directory(*out);
-    const index_t points = plot_jsonl(*log, *out, *keys, *x);
+    const index_t points = plot_jsonl(*log, *out, *keys, *x, *phase);
     emit({{"command", "plot"}, {"png", *out}, {"points", points}});
   };
 }

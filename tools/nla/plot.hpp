@@ -22,8 +22,11 @@
 namespace nla::cli {
 
 // Returns the number of points drawn.
+// phase: when not empty, only records whose "phase" is it (a run's log holds
+// the warm start and RL, each counting steps from 1).
 inline index_t plot_jsonl(const std::string& log, const std::string& png,
-                          const std::vector<std::string>& keys, const std::string& x) {
+                          const std::vector<std::string>& keys, const std::string& x,
+                          const std::string& phase = "") {
   namespace fs = std::filesystem;
   const char* op = "nla plot";
   std::map<std::string, std::vector<std::pair<double, double>>> series;
@@ -39,6 +42,7 @@ inline index_t plot_jsonl(const std::string& log, const std::string& png,
       NLA_FAIL(op, "{}:{}: not JSON ({})", log, n, e.what());
     }
     if (!r.is_object() || !r.contains(x) || !r[x].is_number()) continue;
+    if (!phase.empty() && r.value("phase", "") != phase) continue;
     for (const std::string& k : keys)
       if (r.contains(k) && r[k].is_number())
         series[k].emplace_back(r[x].get<double>(), r[k].get<double>());
@@ -48,7 +52,8 @@ inline index_t plot_jsonl(const std::string& log, const std::string& png,
   std::string plots;
   index_t points = 0;
   for (const std::string& k : keys) {
-    NLA_CHECK(!series[k].empty(), op, "no '{}' values against '{}' in {}", k, x, log);
+    NLA_CHECK(!series[k].empty(), op, "no '{}' values against '{}' in {}{}", k, x, log,
+              phase.empty() ? "" : " (phase " + phase + ")");
     const fs::path dat = tmp / fmt::format("{}.dat", plots.size());
     std::ofstream out(dat);
     for (const auto& [a, b] : series[k]) out << fmt::format("{} {}\n", a, b);
@@ -60,7 +65,7 @@ inline index_t plot_jsonl(const std::string& log, const std::string& png,
   const std::string script = fmt::format(
       "set terminal pngcairo size 900,540 noenhanced\nset output '{}'\nset title '{}'\n"
       "set xlabel '{}'\nset grid\nset key outside right\nplot {}\n",
-      partial, fs::path(log).filename().string(), x, plots);
+      partial, fs::path(log).filename().string() + (phase.empty() ? "" : ", " + phase), x, plots);
   FILE* gp = ::popen("gnuplot 2>&1", "w");
   NLA_CHECK(gp != nullptr, op, "cannot start gnuplot (scripts/install-deps.sh installs it)");
   std::fputs(script.c_str(), gp);

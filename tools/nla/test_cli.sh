@@ -62,6 +62,10 @@ expect 0 '"command":"eval".*"fve":.*"per_attribute":\{"cipher"' -- \
   "$nla" eval --nla run/release --data acts --max-tokens 6
 expect 0 '"command":"plot","png":"fve.png","points":[1-9]' -- \
   "$nla" plot --log run/log.jsonl --out fve.png --keys fve,av_loss
+expect 0 '"command":"plot","png":"rl.png","points":3' -- \
+  "$nla" plot --log run/log.jsonl --out rl.png --keys fve --phase rl
+expect 1 "no 'av_loss' values against 'step' in run/log.jsonl \(phase rl\)" -- \
+  "$nla" plot --log run/log.jsonl --out rl.png --keys av_loss --phase rl
 [[ -s fve.png ]] || { echo "FAIL: plot wrote no fve.png"; failures=$((failures + 1)); }
 
 # A Hugging Face checkpoint: text extraction, and a forward hook's .npy import.
