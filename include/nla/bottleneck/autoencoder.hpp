@@ -24,6 +24,13 @@
 // Order within a step follows the release: the encoder's reward comes from
 // the live decoder *before* the decoder trains on the same messages.
 //
+// Data parallel (set_data_parallel): the batch of step() is this rank's
+// slice; encoding and decoding are local work, agreed on by every rank
+// before anyone learns (a bad batch on one rank stops all of them), and the
+// step's error and FVE are over all ranks. Encoders and decoders that train
+// data-parallel (the verbalizer's, the reconstructor's) are handed the same
+// DataParallel; the others must then run on one rank.
+//
 // Every error is the normalised MSE of metrics/reconstruction.hpp,
 // 2 (1 - cos(p, g)), so FVE = 1 - mean(error) / B is comparable across
 // bottlenecks; B comes from the training split (FveBaseline).
@@ -37,6 +44,7 @@
 
 #include "nla/core/error.hpp"
 #include "nla/core/shape.hpp"
+#include "nla/dist/data_parallel.hpp"
 #include "nla/metrics/reconstruction.hpp"
 
 namespace nla {
@@ -126,22 +134,34 @@ class Autoencoder {
   Decoder& decoder() { return *decoder_; }
   double baseline() const { return baseline_; }
 
+  void set_data_parallel(const DataParallel& data_parallel) {
+    data_parallel_ = data_parallel;
+    encoder_->set_data_parallel(data_parallel);
+    decoder_->set_data_parallel(data_parallel);
+  }
+  const DataParallel& data_parallel() const { return data_parallel_; }
+
   // One joint step: encode (G per activation), decode against the repeated
   // targets, the encoder learns from that feedback, then the decoder learns.
   AutoencoderStep step(const ActivationBatch& batch) {
-    batch.check("Autoencoder::step");
     using Clock = std::chrono::steady_clock;
     const auto seconds = [](Clock::time_point a, Clock::time_point b) {
       return std::chrono::duration<double>(b - a).count();
     };
     const auto t0 = Clock::now();
-    const std::vector<Message> messages = encoder_->encode(batch, true);
-    const index_t g = encoder_->samples_per_activation();
-    NLA_CHECK(index_t(messages.size()) == batch.size() * g, "Autoencoder::step",
-              "the encoder returned {} messages for {} activations x {} samples", messages.size(),
-              batch.size(), g);
-    const auto t1 = Clock::now();
-    const DecoderFeedback feedback = decoder_->decode(messages, repeat_rows(batch, g), true);
+    Clock::time_point t1;
+    std::vector<Message> messages;
+    DecoderFeedback feedback;
+    data_parallel_.run_local("Autoencoder::step", [&] {
+      batch.check("Autoencoder::step");
+      messages = encoder_->encode(batch, true);
+      const index_t g = encoder_->samples_per_activation();
+      NLA_CHECK(index_t(messages.size()) == batch.size() * g, "Autoencoder::step",
+                "the encoder returned {} messages for {} activations x {} samples", messages.size(),
+                batch.size(), g);
+      t1 = Clock::now();
+      feedback = decoder_->decode(messages, repeat_rows(batch, g), true);
+    });
     const auto t2 = Clock::now();
     encoder_->learn(batch, messages, feedback);
     const auto t3 = Clock::now();
@@ -154,6 +174,7 @@ class Autoencoder {
     s.decoder_learn_s = seconds(t3, t4);
     s.messages = index_t(messages.size());
     for (double e : feedback.error) s.mse_nrm += e / double(feedback.error.size());
+    s.mse_nrm = data_parallel_.sum({s.mse_nrm / data_parallel_.size()})[0];
     s.fve = fraction_of_variance_explained(s.mse_nrm, baseline_);
     s.encoder = encoder_->stats();
     s.decoder = decoder_->stats();
@@ -182,6 +203,7 @@ class Autoencoder {
   Encoder* encoder_;
   Decoder* decoder_;
   double baseline_;
+  DataParallel data_parallel_;
 };
 
 }  // namespace nla

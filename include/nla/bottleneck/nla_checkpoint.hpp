@@ -10,6 +10,10 @@
 //   dir/latest          "step-000120", replaced atomically after the files
 // Each file is itself written atomically and checksummed (io/checkpoint.hpp);
 // older step directories are removed only after `latest` points past them.
+//
+// Data parallel: every rank calls both functions. Saving gathers sharded
+// optimiser state and rank 0 alone writes; loading reads on every rank and
+// keeps each rank's shard, so a checkpoint of w ranks resumes on any number.
 
 #include <filesystem>
 #include <string>
@@ -29,6 +33,22 @@ struct NlaCheckpointState {
   nlohmann::json metadata;
 };
 
+namespace detail {
+template <class B, class T>
+void write_nla_step(const std::filesystem::path& step_dir, VerbalizerEncoder<B, T>& encoder,
+                    const AdamW<B, T>& av_opt, Reconstructor<B, T>& ar, const AdamW<B, T>& ar_opt,
+                    const AdamW<B, T>& head_opt, const TrainingState& state) {
+  std::filesystem::create_directories(step_dir);
+  save_checkpoint((step_dir / "verbalizer.ckpt").string(), encoder.policy().model(), av_opt, state);
+  auto& ref = encoder.reference().model();
+  const AdamW<B, T> no_state(ref.parameters(), AdamWOptions{});  // the reference never trains
+  save_checkpoint((step_dir / "reference.ckpt").string(), ref, no_state, state);
+  save_checkpoint((step_dir / "reconstructor.ckpt").string(), ar.model(), ar_opt, state);
+  save_parameters((step_dir / "reconstructor_head.ckpt").string(), ar.model().config(),
+                  ar.head_parameters(), head_opt, state);
+}
+}  // namespace detail
+
 template <class B, class T>
 void save_nla_checkpoint(const std::string& dir, VerbalizerEncoder<B, T>& encoder,
                          ReconstructorDecoder<B, T>& decoder, std::int64_t step,
@@ -36,28 +56,37 @@ void save_nla_checkpoint(const std::string& dir, VerbalizerEncoder<B, T>& encode
   namespace fs = std::filesystem;
   const std::string name = fmt::format("step-{:06d}", step);
   const fs::path step_dir = fs::path(dir) / name;
-  fs::create_directories(step_dir);
   TrainingState state;
   state.step = step;
   state.metadata =
       nlohmann::json{{"next_stream", encoder.next_stream()}, {"user", metadata}}.dump();
+  const DataParallel& dp = encoder.data_parallel();
   auto& av = encoder.policy().model();
-  save_checkpoint((step_dir / "verbalizer.ckpt").string(), av, encoder.optimizer(), state);
-  auto& ref = encoder.reference().model();
-  const AdamW<B, T> no_state(ref.parameters(), AdamWOptions{});  // the reference never trains
-  save_checkpoint((step_dir / "reference.ckpt").string(), ref, no_state, state);
   auto& ar = decoder.reconstructor();
-  save_checkpoint((step_dir / "reconstructor.ckpt").string(), ar.model(), decoder.optimizer(),
-                  state);
-  save_parameters((step_dir / "reconstructor_head.ckpt").string(), ar.model().config(),
-                  ar.head_parameters(), decoder.head_optimizer(), state);
-  const std::string latest = (fs::path(dir) / "latest").string();
-  io::write_file_atomically("save_nla_checkpoint", "pointer", latest,
-                            [&](const io::TemporaryFile& f) { f.write(name.data(), name.size()); });
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0 &&
-        entry.path().filename() != name)
-      fs::remove_all(entry.path());
+  auto& backend = av.backend();
+  auto& ar_backend = ar.model().backend();
+  // Rank 0 writes the step's files, then points `latest` at them.
+  const auto write = [&](const AdamW<B, T>& av_opt, const AdamW<B, T>& ar_opt,
+                         const AdamW<B, T>& head_opt) {
+    dp.on_root("save_nla_checkpoint", [&] {
+      detail::write_nla_step(step_dir, encoder, av_opt, ar, ar_opt, head_opt, state);
+      const std::string latest = (fs::path(dir) / "latest").string();
+      io::write_file_atomically(
+          "save_nla_checkpoint", "pointer", latest,
+          [&](const io::TemporaryFile& f) { f.write(name.data(), name.size()); });
+      for (const auto& entry : fs::directory_iterator(dir))
+        if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0 &&
+            entry.path().filename() != name)
+          fs::remove_all(entry.path());
+    });
+  };
+  dp.with_whole_optimizer(backend, encoder.optimizer(), av.parameters(), [&](const auto& av_opt) {
+    dp.with_whole_optimizer(
+        ar_backend, decoder.optimizer(), ar.model().parameters(), [&](const auto& ar_opt) {
+          dp.with_whole_optimizer(ar_backend, decoder.head_optimizer(), ar.head_parameters(),
+                                  [&](const auto& head_opt) { write(av_opt, ar_opt, head_opt); });
+        });
+  });
 }
 
 // Restores everything save_nla_checkpoint wrote into objects built with the
@@ -96,6 +125,8 @@ NlaCheckpointState load_nla_checkpoint(const std::string& dir, VerbalizerEncoder
   NLA_CHECK(meta.contains("next_stream") && meta["next_stream"].is_number_unsigned(), op,
             "'{}': metadata lacks the sampling stream counter", step_dir.string());
   encoder.set_next_stream(meta["next_stream"].get<std::uint64_t>());
+  encoder.set_data_parallel(encoder.data_parallel());  // keep only this rank's shards
+  decoder.set_data_parallel(decoder.data_parallel());
   return {state.step, meta.value("user", nlohmann::json::object())};
 }
 

@@ -16,6 +16,11 @@
 //
 // Every draw is a pure function of (seed, step), so a run resumed from an NLA
 // checkpoint at step s continues exactly as if it had never stopped.
+//
+// Data parallel (Autoencoder::set_data_parallel, which hands it to the
+// verbalizer's encoder and the reconstructor's decoder): every rank
+// draws the same global batch and trains on its slice (local_rows); the
+// records are over all ranks. Evaluation is not split.
 
 #include <algorithm>
 #include <functional>
@@ -67,6 +72,12 @@ inline Explanation summary_message(const BpeTokenizer& tok, const std::string& t
   e.stopped = true;
   e.text = text;
   return e;
+}
+
+// This rank's part of a global batch of row indices.
+inline std::vector<index_t> local_rows(const DataParallel& dp, const std::vector<index_t>& idx) {
+  const Partition p = dp.batch_slice(index_t(idx.size()), "local_rows");
+  return {idx.begin() + p.first, idx.begin() + p.last};
 }
 
 struct NlaPrompts {
@@ -136,8 +147,10 @@ void warm_start(VerbalizerEncoder<B, T>& encoder, ReconstructorDecoder<B, T>& de
   const auto warmup = std::max<std::int64_t>(1, o.steps / 10);
   const WarmupCosineSchedule av_schedule{o.av_lr, o.av_lr / 10, warmup, std::int64_t(o.steps)};
   const WarmupCosineSchedule ar_schedule{o.ar_lr, o.ar_lr / 10, warmup, std::int64_t(o.steps)};
+  const DataParallel& dp = encoder.data_parallel();
   for (index_t step = first_step; step < o.steps; ++step) {
-    const auto idx = random_rows(o.batch, train.size(), o.seed, 1000 + std::uint64_t(step));
+    const auto idx =
+        local_rows(dp, random_rows(o.batch, train.size(), o.seed, 1000 + std::uint64_t(step)));
     const ActivationBatch batch = batch_of(train, idx);
     std::vector<std::vector<std::int32_t>> text;
     std::vector<Explanation> messages;
@@ -149,9 +162,9 @@ void warm_start(VerbalizerEncoder<B, T>& encoder, ReconstructorDecoder<B, T>& de
     r.step = step + 1;
     r.av_loss = encoder.learn_supervised(batch, text, av_schedule(step));
     decoder.options().adamw.lr = ar_schedule(step);
-    const auto fb = decoder.decode(messages, batch.vectors, true);
+    decoder.decode(messages, batch.vectors, true);
     decoder.learn();
-    for (double e : fb.error) r.ar_loss += e / double(fb.error.size());
+    r.ar_loss = decoder.stats()["loss"];
     r.fve = fraction_of_variance_explained(r.ar_loss, fve_baseline);
     if (on_step) on_step(r);
   }
@@ -172,14 +185,17 @@ void joint_rl(
     const std::function<void(index_t step, const AutoencoderStep&, nlohmann::json&)>& on_step) {
   NLA_CHECK(o.anchors == 0 || index_t(truth.size()) == train.size(), "joint_rl",
             "{} true descriptions for {} activations", truth.size(), train.size());
+  const DataParallel& dp = nla.data_parallel();
   for (index_t step = first_step; step < o.steps; ++step) {
     if (o.anchors > 0) {
-      const auto idx = random_rows(o.anchors, train.size(), o.seed, 900000 + std::uint64_t(step));
+      const auto idx = local_rows(
+          dp, random_rows(o.anchors, train.size(), o.seed, 900000 + std::uint64_t(step)));
       std::vector<Explanation> m;
       for (index_t i : idx) m.push_back(truth[std::size_t(i)]);
       decoder.set_anchors(std::move(m), batch_of(train, idx).vectors);
     }
-    const auto idx = random_rows(o.batch, train.size(), o.seed, 500000 + std::uint64_t(step));
+    const auto idx =
+        local_rows(dp, random_rows(o.batch, train.size(), o.seed, 500000 + std::uint64_t(step)));
     const AutoencoderStep s = nla.step(batch_of(train, idx));
     nlohmann::json rec = s.encoder;
     rec["phase"] = "rl";

@@ -12,6 +12,9 @@
 // known targets, such as true descriptions, added to every training batch:
 // they keep the reconstructor reading the plain-English meaning of words,
 // which RL alone lets drift into the verbalizer's private dialect.
+// Data parallel (set_data_parallel): each rank decodes its slice of the
+// messages (and of the anchors); learn() reduces the gradients over ranks
+// (dist/data_parallel.hpp) and stats() reports the loss over all ranks.
 
 #include <algorithm>
 #include <vector>
@@ -22,8 +25,8 @@
 #include "nla/bottleneck/explanation.hpp"
 #include "nla/bottleneck/reconstructor.hpp"
 #include "nla/core/host.hpp"
+#include "nla/dist/data_parallel.hpp"
 #include "nla/optim/adamw.hpp"
-#include "nla/optim/clip.hpp"
 
 namespace nla {
 
@@ -57,6 +60,14 @@ class ReconstructorDecoder {
   ReconstructorDecoderOptions& options() { return options_; }
   AdamW<B, T>& optimizer() { return optimizer_; }
   AdamW<B, T>& head_optimizer() { return head_optimizer_; }
+
+  void set_data_parallel(const DataParallel& data_parallel) {
+    data_parallel_ = data_parallel;
+    auto& backend = ar_->model().backend();
+    data_parallel_.adopt(backend, optimizer_, ar_->model().parameters());
+    data_parallel_.adopt(backend, head_optimizer_, ar_->head_parameters());
+  }
+  const DataParallel& data_parallel() const { return data_parallel_; }
 
   // Messages with targets ([m, d]) added to every training batch.
   void set_anchors(std::vector<Explanation> messages, std::vector<float> targets) {
@@ -96,18 +107,23 @@ class ReconstructorDecoder {
   void learn() {
     NLA_CHECK(has_step_, "ReconstructorDecoder::learn", "call decode(..., train = true) first");
     has_step_ = false;
-    ar_->zero_grad();
-    ar_->backward(cache_);
+    data_parallel_.run_local("ReconstructorDecoder::learn", [&] {
+      ar_->zero_grad();
+      ar_->backward(cache_);
+    });
     auto& backend = ar_->model().backend();
-    grad_norm_ = clip_grad_norm(backend, ar_->model().parameters(), options_.clip_norm);
-    head_grad_norm_ = clip_grad_norm(backend, ar_->head_parameters(), options_.clip_norm);
-    optimizer_.step(backend, ar_->model().parameters(), options_.adamw.lr);
-    head_optimizer_.step(backend, ar_->head_parameters(),
-                         options_.adamw.lr * options_.head_lr_multiplier);
+    const double lr = options_.adamw.lr;
+    grad_norm_ = data_parallel_.update(backend, ar_->model().parameters(), optimizer_, lr,
+                                       options_.clip_norm);
+    head_grad_norm_ = data_parallel_.update(backend, ar_->head_parameters(), head_optimizer_,
+                                            lr * options_.head_lr_multiplier, options_.clip_norm);
+    learned_loss_ = data_parallel_.sum({loss_ / data_parallel_.size()})[0];
   }
 
+  // Of the last learn(): the loss over all ranks' batches.
   nlohmann::json stats() const {
-    return {{"loss", loss_}, {"grad_norm", grad_norm_}, {"head_grad_norm", head_grad_norm_}};
+    return {
+        {"loss", learned_loss_}, {"grad_norm", grad_norm_}, {"head_grad_norm", head_grad_norm_}};
   }
 
  private:
@@ -145,7 +161,8 @@ class ReconstructorDecoder {
   std::vector<index_t> read_;
   std::vector<Explanation> anchors_;
   std::vector<float> anchor_targets_;
-  double loss_ = 0, grad_norm_ = 0, head_grad_norm_ = 0;
+  DataParallel data_parallel_;
+  double loss_ = 0, learned_loss_ = 0, grad_norm_ = 0, head_grad_norm_ = 0;
   bool has_step_ = false;
 };
 

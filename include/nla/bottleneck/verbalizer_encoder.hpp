@@ -12,6 +12,13 @@
 // Then per rollout, `epochs` times: teacher-forced log-probabilities with
 // gradients -> grpo_loss -> backward -> clip -> AdamW (rl/grpo.hpp).
 //
+// Data parallel (set_data_parallel): each rank encodes its slice of the
+// activations, so all G samples of an activation stay on one rank and group
+// advantages need no communication. Sample streams are numbered globally
+// (rank r's slice of n activations starts at stream base + r n G), so w
+// ranks draw exactly the samples one process would; gradients are reduced
+// by DataParallel::update and the logged statistics are over all ranks.
+//
 // The variants of the text bottleneck are options, not classes:
 //   restricted vocabulary: sampling.allowed_tokens (masks sampling and training alike)
 //   length limit:          sampling.max_new_tokens (an explanation that hits it has failed)
@@ -28,8 +35,8 @@
 #include "nla/bottleneck/autoencoder.hpp"
 #include "nla/bottleneck/explanation.hpp"
 #include "nla/bottleneck/verbalizer.hpp"
+#include "nla/dist/data_parallel.hpp"
 #include "nla/optim/adamw.hpp"
-#include "nla/optim/clip.hpp"
 #include "nla/rl/grpo.hpp"
 
 namespace nla {
@@ -95,14 +102,26 @@ class VerbalizerEncoder {
   AdamW<B, T>& optimizer() { return optimizer_; }
   VerbalizerEncoderOptions& options() { return options_; }
 
+  // From now on each rank trains on its slice of every batch (see the top).
+  void set_data_parallel(const DataParallel& data_parallel) {
+    data_parallel_ = data_parallel;
+    data_parallel_.adopt(policy_->model().backend(), optimizer_, policy_->model().parameters());
+  }
+  const DataParallel& data_parallel() const { return data_parallel_; }
+
   // train: G samples per activation, activation-major; else one each. Every
   // call draws from a fresh RNG stream range, so repeated calls differ.
+  // Training batches are this rank's slice (equal on every rank); evaluation
+  // batches are not split.
   std::vector<Explanation> encode(const ActivationBatch& batch, bool train) {
     const index_t n = batch.size(), g = train ? options_.group_size : 1;
+    const index_t ranks = train ? data_parallel_.size() : 1;
+    const index_t first = train ? data_parallel_.rank() * n * g : 0;
     policy_->inject(repeat_rows(batch, g), cache_);
     GenerateOptions go;
     go.seed = options_.seed;
-    for (index_t i = 0; i < n * g; ++i) go.streams.push_back(next_stream_++);
+    for (index_t i = 0; i < n * g; ++i) go.streams.push_back(next_stream_ + first + i);
+    next_stream_ += ranks * n * g;
     const auto generations =
         policy_->explain(cache_, train ? options_.sampling : options_.evaluation_sampling, go);
     std::vector<Explanation> out(generations.size());
@@ -148,51 +167,65 @@ class VerbalizerEncoder {
       gb.offsets.push_back(gb.old_logp.size());
     }
     const std::vector<float> injected = repeat_rows(batch, g);
-    reference_.inject(injected, reference_cache_);
-    reference_.teacher_forced(reference_cache_, actions);
-    gb.ref_logp = reference_.token_logprobs(reference_cache_);
-    reference_cache_.lm.has_loss = false;
-
-    policy_->inject(injected, cache_);
     GrpoLoss last;
+    data_parallel_.run_local(op, [&] {
+      reference_.inject(injected, reference_cache_);
+      reference_.teacher_forced(reference_cache_, actions);
+      gb.ref_logp = reference_.token_logprobs(reference_cache_);
+      reference_cache_.lm.has_loss = false;
+      policy_->inject(injected, cache_);
+    });
+    auto& model = policy_->model();
     for (int epoch = 0; epoch < options_.epochs; ++epoch) {
-      policy_->teacher_forced(cache_, actions);
-      gb.logp = policy_->token_logprobs(cache_);
-      last = grpo_loss(gb, options_.grpo);
-      policy_->set_logprob_gradient(cache_, last.dlogp);
-      policy_->model().zero_grad();
-      policy_->backward(cache_);
-      grad_norm_ = clip_grad_norm(policy_->model().backend(), policy_->model().parameters(),
-                                  options_.clip_norm);
-      optimizer_.step(policy_->model().backend(), policy_->model().parameters(), options_.adamw.lr);
+      data_parallel_.run_local(op, [&] {
+        policy_->teacher_forced(cache_, actions);
+        gb.logp = policy_->token_logprobs(cache_);
+        last = grpo_loss(gb, options_.grpo);
+        policy_->set_logprob_gradient(cache_, last.dlogp);
+        model.zero_grad();
+        policy_->backward(cache_);
+      });
+      grad_norm_ = data_parallel_.update(model.backend(), model.parameters(), optimizer_,
+                                         options_.adamw.lr, options_.clip_norm);
     }
-    double mean = 0, var = 0;
-    for (double r : rewards) mean += r / double(m);
-    for (double r : rewards) var += (r - mean) * (r - mean) / double(m);
+    // Sums over all ranks' messages; the per-token means are means of the
+    // ranks' means (slices are equal).
+    double sum_r = 0, sum_r2 = 0;
+    for (double r : rewards) sum_r += r, sum_r2 += r * r;
+    const double w = data_parallel_.size();
+    const auto t = data_parallel_.sum({sum_r, sum_r2, double(m), failures, length, last.kl / w,
+                                       last.clip_fraction / w, last.entropy_estimate / w,
+                                       last.mean_ratio / w, last.loss / w});
+    const double mean = t[0] / t[2];
     stats_ = {{"reward_mean", mean},
-              {"reward_std", std::sqrt(var)},
-              {"kl", last.kl},
-              {"clip_fraction", last.clip_fraction},
-              {"entropy", last.entropy_estimate},
-              {"mean_ratio", last.mean_ratio},
-              {"policy_loss", last.loss},
+              {"reward_std", std::sqrt(std::max(0.0, t[1] / t[2] - mean * mean))},
+              {"kl", t[5]},
+              {"clip_fraction", t[6]},
+              {"entropy", t[7]},
+              {"mean_ratio", t[8]},
+              {"policy_loss", t[9]},
               {"grad_norm", grad_norm_},
-              {"failure_rate", failures / double(m)},
-              {"explanation_tokens", length / double(m)}};
+              {"failure_rate", t[3] / t[2]},
+              {"explanation_tokens", t[4] / t[2]}};
   }
 
   // Supervised warm start: next-token loss on the explanation tokens only
   // (each ends with its stop token), given the injected activation; one
   // AdamW step at learning rate lr. Returns the loss before the step.
+  // Data parallel: the batch is this rank's slice, and the loss returned is
+  // the mean over ranks.
   double learn_supervised(const ActivationBatch& batch,
                           const std::vector<std::vector<std::int32_t>>& explanations, double lr) {
-    const double loss = supervised_loss(batch, explanations);
-    policy_->model().zero_grad();
-    policy_->backward(cache_);
-    grad_norm_ = clip_grad_norm(policy_->model().backend(), policy_->model().parameters(),
-                                options_.clip_norm);
-    optimizer_.step(policy_->model().backend(), policy_->model().parameters(), lr);
-    return loss;
+    auto& model = policy_->model();
+    double loss = 0;
+    data_parallel_.run_local("VerbalizerEncoder::learn_supervised", [&] {
+      loss = supervised_loss(batch, explanations);
+      model.zero_grad();
+      policy_->backward(cache_);
+    });
+    grad_norm_ = data_parallel_.update(model.backend(), model.parameters(), optimizer_, lr,
+                                       options_.clip_norm);
+    return data_parallel_.sum({loss / data_parallel_.size()})[0];
   }
 
   // The same loss without an update (validation, the shuffled control).
@@ -220,6 +253,7 @@ class VerbalizerEncoder {
   Verbalizer<B, T> reference_;
   VerbalizerEncoderOptions options_;
   AdamW<B, T> optimizer_;
+  DataParallel data_parallel_;
   Detokenize detokenize_;
   typename Verbalizer<B, T>::Cache cache_, reference_cache_;
   std::uint64_t next_stream_ = 0;

@@ -471,6 +471,11 @@ void save_parameters(const std::string& path, const TransformerConfig& config,
   namespace cd = checkpoint_detail;
   using State = typename AdamW<B, T>::State;
   const char* op = "save_checkpoint";
+  if (optimizer.sharded())
+    cd::fail(op, path,
+             "optimizer holds the shard [{}, {}) of {} parameters; gather the whole state first "
+             "(DataParallel::save)",
+             optimizer.shard().first, optimizer.shard().last, params.size());
   if (optimizer.first_moment().size() != params.size() ||
       optimizer.second_moment().size() != params.size())
     cd::fail(op, path, "optimizer holds {} and {} moments, the model has {} parameters",
@@ -613,6 +618,7 @@ TrainingState load_parameters(const std::string& path, const TransformerConfig& 
 
     // Every check has passed: from here on the model and optimiser are written.
     cd::read_array(ar, params.values().data(), params.size(), "parameter values", op, path);
+    optimizer.set_full_state(params.size());
     optimizer.first_moment().resize(Shape{params.size()});
     optimizer.second_moment().resize(Shape{params.size()});
     cd::read_array(ar, optimizer.first_moment().data(), params.size(), "first moment", op, path);

@@ -4,12 +4,20 @@
 // biases or norm gains. Moments are kept in the accumulation type (fp32 for a
 // bf16 model). The update formula is beside the kernel in
 // backend/cpu/optimizer.hpp.
+//
+// Sharded state (ZeRO stage 1): an AdamW built for the part [first, last) of
+// the flat buffer holds moments (and master weights) for that part only and
+// updates only it; data parallelism gives each rank one part and all-gathers
+// the updated values (dist/data_parallel.hpp). The default part is the whole
+// buffer.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
 
 #include "nla/core/scalar.hpp"
+#include "nla/dist/communicator.hpp"
 #include "nla/nn/parameters.hpp"
 
 namespace nla {
@@ -34,8 +42,17 @@ class AdamW {
 
   AdamW() = default;
   AdamW(const ParameterSet<T, B>& params, AdamWOptions options)
-      : options_(options), m_(Shape{params.size()}), v_(Shape{params.size()}) {
+      : AdamW(params, options, Partition{0, params.size()}) {}
+  AdamW(const ParameterSet<T, B>& params, AdamWOptions options, Partition shard)
+      : options_(options),
+        parameter_count_(params.size()),
+        shard_(shard),
+        m_(Shape{shard.size()}),
+        v_(Shape{shard.size()}) {
     const char* op = "AdamW";
+    NLA_CHECK(shard.first >= 0 && shard.first <= shard.last && shard.last <= params.size(), op,
+              "shard [{}, {}) is outside the {} parameters", shard.first, shard.last,
+              params.size());
     NLA_CHECK(options.beta1 >= 0 && options.beta1 < 1 && options.beta2 >= 0 && options.beta2 < 1,
               op, "betas ({}, {}) must lie in [0, 1)", options.beta1, options.beta2);
     NLA_CHECK(options.eps > 0 && options.weight_decay >= 0, op,
@@ -50,24 +67,62 @@ class AdamW {
   // One update with learning rate lr (from a schedule), using the gradients
   // in params.grads().
   void step(B& backend, ParameterSet<T, B>& params, double lr) {
-    NLA_CHECK(params.size() == m_.size(), "AdamW::step",
-              "optimiser was built for {} parameters, model has {}", m_.size(), params.size());
+    NLA_CHECK(params.size() == parameter_count_ && m_.size() == shard_.size(), "AdamW::step",
+              "optimiser was built for {} parameters (state for {}), model has {}",
+              parameter_count_, m_.size(), params.size());
     NLA_CHECK(std::isfinite(lr) && lr >= 0, "AdamW::step", "learning rate {} is invalid", lr);
     ++step_;
     const double bc1 = 1 - std::pow(options_.beta1, double(step_));
     const double bc2 = 1 - std::pow(options_.beta2, double(step_));
-    if (kMasterWeights && master_.size() != params.size()) {
-      master_ = Tensor<State, B>(Shape{params.size()});
-      convert(backend, master_.data(), static_cast<const T*>(params.values().data()),
-              params.size());
+    if (kMasterWeights && master_.size() != shard_.size()) {
+      master_ = Tensor<State, B>(Shape{shard_.size()});
+      convert(backend, master_.data(), static_cast<const T*>(params.values().data()) + shard_.first,
+              shard_.size());
     }
+    // Each tensor's overlap [lo, hi) with the shard; s: its offset in the state.
     for (const ParameterInfo& info : params.infos()) {
-      const index_t o = info.offset, n = info.shape.size();
-      State* master = kMasterWeights ? master_.data() + o : nullptr;
-      adamw_update(backend, params.values().data() + o, master, params.grads().data() + o,
-                   m_.data() + o, v_.data() + o, n, lr, options_.beta1, options_.beta2,
+      const index_t lo = std::max(info.offset, shard_.first);
+      const index_t hi = std::min(info.offset + info.shape.size(), shard_.last);
+      if (lo >= hi) continue;
+      const index_t s = lo - shard_.first;
+      State* master = kMasterWeights ? master_.data() + s : nullptr;
+      adamw_update(backend, params.values().data() + lo, master, params.grads().data() + lo,
+                   m_.data() + s, v_.data() + s, hi - lo, lr, options_.beta1, options_.beta2,
                    options_.eps, info.decay ? options_.weight_decay : 0.0, bc1, bc2);
     }
+  }
+
+  // The part of the flat buffer this optimiser updates, and whether that is
+  // less than all of it (checkpoints need the whole state: gather it first).
+  Partition shard() const { return shard_; }
+  index_t parameter_count() const { return parameter_count_; }
+  bool sharded() const { return shard_.size() != parameter_count_; }
+
+  // This optimiser's state restricted to `part` (inside its own shard), for
+  // handing each rank its share of a full state read from a checkpoint.
+  AdamW slice(B& backend, Partition part) const {
+    NLA_CHECK(part.first >= shard_.first && part.first <= part.last && part.last <= shard_.last,
+              "AdamW::slice", "[{}, {}) is not inside the shard [{}, {})", part.first, part.last,
+              shard_.first, shard_.last);
+    AdamW out;
+    out.options_ = options_;
+    out.parameter_count_ = parameter_count_;
+    out.shard_ = part;
+    out.step_ = step_;
+    out.m_ = Tensor<State, B>(Shape{part.size()});
+    out.v_ = Tensor<State, B>(Shape{part.size()});
+    const index_t s = part.first - shard_.first;
+    copy(backend, out.m_.view(), ConstView<State, B>(m_.view().slice(s, s + part.size())));
+    copy(backend, out.v_.view(), ConstView<State, B>(v_.view().slice(s, s + part.size())));
+    return out;
+  }
+
+  // Makes this the optimiser of the whole buffer with the given moments
+  // (a checkpoint's, or the all-gathered shards).
+  void set_full_state(index_t parameter_count) {
+    parameter_count_ = parameter_count;
+    shard_ = Partition{0, parameter_count};
+    master_ = Tensor<State, B>();
   }
 
   // Optimiser state for checkpoints.
@@ -79,6 +134,8 @@ class AdamW {
 
  private:
   AdamWOptions options_;
+  index_t parameter_count_ = 0;
+  Partition shard_;
   Tensor<State, B> m_, v_;
   Tensor<State, B> master_;  // kMasterWeights only
   std::int64_t step_ = 0;

@@ -4,9 +4,14 @@
 //   forward -> weighted cross-entropy -> backward -> clip global norm -> AdamW
 // The learning rate comes from the schedule at the optimiser's step count,
 // so a trainer restored from a checkpoint continues on the same schedule.
+// Under data parallelism (set_data_parallel) each rank passes its slice of
+// the batch and the update is dist/data_parallel.hpp's.
 
 #include <cstdint>
+#include <string>
 
+#include "nla/dist/data_parallel.hpp"
+#include "nla/io/checkpoint.hpp"
 #include "nla/nn/transformer_lm.hpp"
 #include "nla/optim/adamw.hpp"
 #include "nla/optim/clip.hpp"
@@ -21,7 +26,7 @@ struct LmTrainerOptions {
 };
 
 struct LmStepResult {
-  double loss = 0;       // mean loss before the update
+  double loss = 0;       // mean loss before the update (over all ranks)
   double grad_norm = 0;  // global gradient norm before clipping
   double lr = 0;         // learning rate used
 };
@@ -32,18 +37,34 @@ class LmTrainer {
   LmTrainer(TransformerLM<B, T>& model, const LmTrainerOptions& options)
       : model_(&model), options_(options), optimizer_(model.parameters(), options.adamw) {}
 
+  // Every rank trains on its slice of each batch from now on; the optimiser
+  // becomes this rank's (its shard under ZeRO stage 1).
+  void set_data_parallel(const DataParallel& data_parallel) {
+    data_parallel_ = data_parallel;
+    data_parallel_.adopt(model_->backend(), optimizer_, model_->parameters());
+  }
+  const DataParallel& data_parallel() const { return data_parallel_; }
+
   // tokens: [batch, t]; targets: [batch * t] (ignore_index skips a position);
-  // weights: [batch * t] or empty.
+  // weights: [batch * t] or empty. rank_weight: this rank's share of the
+  // global batch (its target count when ranks' counts differ; 1 when equal).
   LmStepResult step(ConstView<std::int32_t, B> tokens, ConstView<std::int32_t, B> targets,
-                    ConstView<float, B> weights = {}, std::int32_t ignore_index = -100) {
+                    ConstView<float, B> weights = {}, std::int32_t ignore_index = -100,
+                    double rank_weight = 1.0) {
     LmStepResult r;
     r.lr = options_.schedule(optimizer_.step_count());
-    model_->forward(tokens, activations_);
-    r.loss = model_->loss(activations_, targets, weights, ignore_index);
-    model_->zero_grad();
-    model_->backward(activations_);
-    r.grad_norm = clip_grad_norm(model_->backend(), model_->parameters(), options_.clip_norm);
-    optimizer_.step(model_->backend(), model_->parameters(), r.lr);
+    data_parallel_.run_local("LmTrainer::step", [&] {
+      model_->forward(tokens, activations_);
+      r.loss = model_->loss(activations_, targets, weights, ignore_index);
+      model_->zero_grad();
+      model_->backward(activations_);
+    });
+    r.grad_norm = data_parallel_.update(model_->backend(), model_->parameters(), optimizer_, r.lr,
+                                        options_.clip_norm, rank_weight);
+    if (data_parallel_.size() > 1) {
+      const auto s = data_parallel_.sum({r.loss * rank_weight, rank_weight});
+      r.loss = s[0] / s[1];
+    }
     return r;
   }
 
@@ -56,6 +77,22 @@ class LmTrainer {
     return loss;
   }
 
+  // Checkpoints (io/checkpoint.hpp) that hold the whole optimiser state, so
+  // a run resumes on any number of ranks. Data parallel: every rank calls
+  // both; rank 0 alone writes, every rank reads and keeps its shard.
+  void save_checkpoint(const std::string& path, const TrainingState& state) const {
+    data_parallel_.with_whole_optimizer(
+        model_->backend(), optimizer_, model_->parameters(), [&](const AdamW<B, T>& whole) {
+          data_parallel_.on_root("LmTrainer::save_checkpoint",
+                                 [&] { nla::save_checkpoint(path, *model_, whole, state); });
+        });
+  }
+  TrainingState load_checkpoint(const std::string& path) {
+    const TrainingState state = nla::load_checkpoint(path, *model_, optimizer_);
+    data_parallel_.adopt(model_->backend(), optimizer_, model_->parameters());
+    return state;
+  }
+
   TransformerLM<B, T>& model() { return *model_; }
   AdamW<B, T>& optimizer() { return optimizer_; }
   const LmTrainerOptions& options() const { return options_; }
@@ -65,6 +102,7 @@ class LmTrainer {
   TransformerLM<B, T>* model_;
   LmTrainerOptions options_;
   AdamW<B, T> optimizer_;
+  DataParallel data_parallel_;
   LmActivations<T, B> activations_;
 };
 
