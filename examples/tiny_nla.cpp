@@ -13,6 +13,13 @@
 // against a random-direction control. Ends with one JSON line.
 //
 //   scripts/demo.sh runs train_target, then this program.
+//
+// Built a second time as multi_gpu_nla (NLA_EXAMPLE_MPI): the same pipeline
+// data-parallel under `mpirun -np N` (dist/data_parallel.hpp). Rank 0
+// extracts the activations and writes every file and log; warm start and RL
+// split each global batch over the ranks; evaluation and steering run on
+// every rank alike. Each RL step logs its wall time, samples/s and the share
+// of it spent in the gradient all-reduce.
 
 #include <algorithm>
 #include <chrono>
@@ -36,6 +43,10 @@
 #include "nla/bottleneck/nla_training.hpp"
 #include "nla/bottleneck/reconstructor_decoder.hpp"
 #include "nla/bottleneck/verbalizer_encoder.hpp"
+#include "nla/dist/data_parallel.hpp"
+#ifdef NLA_EXAMPLE_MPI
+#include "nla/dist/mpi_communicator.hpp"
+#endif
 #include "nla/explain/claims.hpp"
 #include "nla/explain/confidence.hpp"
 #include "nla/explain/world_claims.hpp"
@@ -64,6 +75,19 @@ struct Args {
   std::vector<double> steering_alphas = {0.25, 0.5, 1, 2, 4};
   std::string load_nla, steer_attribute = "place";
   bool centre = false;
+  bool shard_optimizer = false;
+  double bucket_mb = 16;
+};
+
+#ifdef NLA_EXAMPLE_MPI
+constexpr const char* kProgram = "multi_gpu_nla";
+#else
+constexpr const char* kProgram = "tiny_nla";
+#endif
+
+// Swallows what the other ranks would print a second time.
+struct NullBuffer : std::streambuf {
+  int overflow(int c) override { return c; }
 };
 
 using Clock = std::chrono::steady_clock;
@@ -74,8 +98,16 @@ double since(Clock::time_point t) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args a;
+#ifdef NLA_EXAMPLE_MPI
+  MpiCommunicator world;
+  CLI::App app{
+      "Train a natural language autoencoder on the synthetic world's target model, data-parallel "
+      "over the ranks of mpirun."};
+#else
+  Communicator& world = single_process();
   CLI::App app{"Train a natural language autoencoder on the synthetic world's target model."};
+#endif
+  Args a;
   app.add_option("--target", a.target, "train_target's output prefix (.ckpt, .tokenizer.json)");
   app.add_option("--out", a.out, "output prefix: activations, .jsonl logs, .png plots");
   app.add_option("--seed", a.seed, "seed of sampling, batches and initialisation");
@@ -122,7 +154,23 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--text-positions", a.text_positions, "positions sampled per text document");
   examples::add_text_separator_option(app, a.text_separator);
+#ifdef NLA_EXAMPLE_MPI
+  app.add_flag("--shard-optimizer", a.shard_optimizer,
+               "ZeRO stage 1: each rank keeps the AdamW state of 1/N of the parameters");
+  app.add_option("--bucket-mb", a.bucket_mb, "gradient all-reduce bucket size (MB)")
+      ->check(CLI::PositiveNumber);
+#endif
   CLI11_PARSE(app, argc, argv);
+  DataParallelOptions dp_options;
+  dp_options.shard_optimizer = a.shard_optimizer;
+  dp_options.bucket_elements = std::max<index_t>(1, index_t(a.bucket_mb * (1 << 20) / 4));
+  const DataParallel dp(world, dp_options);
+  const bool root = dp.is_root();
+  static NullBuffer null_buffer;  // outlives the streams' last flush
+  if (!root) {
+    std::cout.rdbuf(&null_buffer);
+    std::cerr.rdbuf(&null_buffer);
+  }
 
   try {
     const auto start = Clock::now();
@@ -140,7 +188,7 @@ int main(int argc, char** argv) {
       AdamW<Cpu, float> unused;
       load_checkpoint(a.target + ".ckpt", target, unused);
     }
-    NLA_CHECK(config.vocab_size == tok.vocab_size(), "tiny_nla",
+    NLA_CHECK(config.vocab_size == tok.vocab_size(), kProgram,
               "checkpoint vocabulary {} != tokenizer's {}", config.vocab_size, tok.vocab_size());
     const index_t layer = default_extraction_layer(config.n_layers), d = config.d_model;
     std::cerr << fmt::format("target: {} layers, d = {}, extraction after block {}\n",
@@ -149,7 +197,7 @@ int main(int argc, char** argv) {
     // 2. Activations at the marked positions of the train and test splits.
     WorldOptions wo;
     wo.seed = a.world_seed;
-    const SyntheticWorld world(wo);
+    const SyntheticWorld synthetic(wo);
     const bool text_mode = !a.text_path.empty();
     std::vector<CorpusDocument> corpus;
     if (text_mode) {
@@ -168,15 +216,19 @@ int main(int argc, char** argv) {
         eo.positions = PositionPolicy::sampled(a.text_positions, a.text_min_position);
         auto part = select_split(corpus, split, a.world_seed);
         if (index_t(part.size()) > docs) part.resize(std::size_t(docs));
-        extract_activations(target, tok, layer,
-                            text_extraction_documents(part, tok, config.context_length), eo,
-                            a.out + "." + name);
+        dp.on_root("extract", [&] {
+          extract_activations(target, tok, layer,
+                              text_extraction_documents(part, tok, config.context_length), eo,
+                              a.out + "." + name);
+        });
       } else {
         eo.corpus = fmt::format("synthetic_world seed={}", a.world_seed);
-        extract_activations(
-            target, tok, layer,
-            world_extraction_documents(world, tok, split, docs, config.context_length), eo,
-            a.out + "." + name);
+        dp.on_root("extract", [&] {
+          extract_activations(
+              target, tok, layer,
+              world_extraction_documents(synthetic, tok, split, docs, config.context_length), eo,
+              a.out + "." + name);
+        });
       }
       ActivationDataset data = ActivationDataset::load(a.out + "." + name);
       data.check_compatible(config, layer);
@@ -193,7 +245,7 @@ int main(int argc, char** argv) {
     WorldTruthOptions partial_options;
     if (a.withhold != "none") {
       partial_options.withhold = attribute_from_name(a.withhold);
-      NLA_CHECK(partial_options.withhold.has_value(), "tiny_nla", "--withhold '{}' is no attribute",
+      NLA_CHECK(partial_options.withhold.has_value(), kProgram, "--withhold '{}' is no attribute",
                 a.withhold);
       partial_options.withheld_keep_fraction = a.keep_fraction;
       partial_options.seed = a.seed;
@@ -234,9 +286,11 @@ int main(int argc, char** argv) {
     ReconstructorDecoder<Cpu, float> decoder(ar, prompts.reconstructor, text_options.decoder());
     Autoencoder<VerbalizerEncoder<Cpu, float>, ReconstructorDecoder<Cpu, float>> nla(encoder,
                                                                                      decoder, B);
+    nla.set_data_parallel(dp);
 
-    JsonlWriter log(a.out + ".jsonl");
-    JsonlWriter explanations_log(a.out + ".explanations.jsonl");
+    // Rank 0 alone writes the logs.
+    JsonlWriter log(root ? a.out + ".jsonl" : "");
+    JsonlWriter explanations_log(root ? a.out + ".explanations.jsonl" : "");
     if (!a.load_nla.empty()) {
       const NlaCheckpointState loaded = load_nla_checkpoint(a.load_nla, encoder, decoder);
       std::cerr << fmt::format("loaded the NLA of RL step {} from {}\n", loaded.step, a.load_nla);
@@ -288,8 +342,9 @@ int main(int argc, char** argv) {
                               {"av_loss", r.av_loss},
                               {"ar_loss", r.ar_loss},
                               {"fve", r.fve}});
-                 sft_progress.update(r.step, double(r.step * a.sft_batch),
-                                     fmt::format("AV {:.3f} AR FVE {:.3f}", r.av_loss, r.fve));
+                 if (root)
+                   sft_progress.update(r.step, double(r.step * a.sft_batch),
+                                       fmt::format("AV {:.3f} AR FVE {:.3f}", r.av_loss, r.fve));
                });
     phases["sft_s"] = since(t);
 
@@ -317,6 +372,11 @@ int main(int argc, char** argv) {
     t = Clock::now();
     encoder.reset_reference();
     Progress rl_progress(a.rl_steps, "ex");
+    // Per step: wall time, samples (activations x G) per second over all
+    // ranks, and the share of the step in gradient collectives.
+    auto step_start = Clock::now();
+    double rl_comm_s = 0, rl_step_s = 0;
+    dp.reset_communication();
     JointRlOptions rl_options;
     rl_options.steps = a.rl_steps;
     rl_options.batch = a.rl_batch;
@@ -324,14 +384,25 @@ int main(int argc, char** argv) {
     rl_options.seed = a.seed;
     joint_rl(nla, decoder, train, train_truth, rl_options, 0,
              [&](index_t step, const AutoencoderStep& s, json& rec) {
+               const double step_s = since(step_start), comm_s = dp.communication().seconds;
+               rec["step_s"] = step_s;
+               rec["samples_per_s"] = double(a.rl_batch * a.group) / step_s;
+               rec["allreduce_s"] = comm_s;
+               rec["allreduce_share"] = comm_s / step_s;
+               rl_comm_s += comm_s, rl_step_s += step_s;
                log.write(rec);
                if (a.checkpoint_every > 0 && (step % a.checkpoint_every == 0 || step == a.rl_steps))
                  save_nla_checkpoint(a.out + ".rl", encoder, decoder, step,
                                      {{"world_seed", a.world_seed}, {"seed", a.seed}});
-               rl_progress.update(step, double(step * a.rl_batch * a.group),
-                                  fmt::format("FVE {:.3f} reward {:.3f} KL {:.4f}", s.fve,
-                                              s.encoder["reward_mean"].get<double>(),
-                                              s.encoder["kl"].get<double>()));
+               if (root)
+                 rl_progress.update(
+                     step, double(step * a.rl_batch * a.group),
+                     fmt::format("FVE {:.3f} reward {:.3f} KL {:.4f} all-reduce "
+                                 "{:.0f}%",
+                                 s.fve, s.encoder["reward_mean"].get<double>(),
+                                 s.encoder["kl"].get<double>(), 100 * comm_s / step_s));
+               dp.reset_communication();
+               step_start = Clock::now();
              });
     phases["rl_s"] = since(t);
     t = Clock::now();
@@ -432,7 +503,7 @@ int main(int argc, char** argv) {
     const double steering_control = steer_n[1] > 0 ? control_hits[n_alpha + best] / steer_n[1] : 0;
     phases["steering_s"] = since(t);
 
-    if (!a.plot_script.empty()) {
+    if (root && !a.plot_script.empty()) {
       for (const auto& [png, keys] : std::vector<std::pair<std::string, std::string>>{
                {".fve.png", "fve"}, {".reward.png", "reward_mean kl"}}) {
         const std::string cmd = fmt::format("bash '{}' '{}.jsonl' '{}{}' {} > /dev/null",
@@ -441,7 +512,14 @@ int main(int argc, char** argv) {
       }
     }
 
-    json result = {{"example", "tiny_nla"},
+    json result = {{"example", kProgram},
+                   {"ranks", dp.size()},
+                   {"communicator", world.name()},
+                   {"shard_optimizer", a.shard_optimizer},
+                   {"rl_samples_per_s",
+                    rl_step_s > 0 ? double(a.rl_steps * a.rl_batch * a.group) / rl_step_s : 0.0},
+                   {"rl_step_s", a.rl_steps > 0 ? rl_step_s / double(a.rl_steps) : 0.0},
+                   {"allreduce_share", rl_step_s > 0 ? rl_comm_s / rl_step_s : 0.0},
                    {"corpus", text_mode ? a.text_path : std::string("synthetic_world")},
                    {"seed", a.seed},
                    {"fve_sft", sft.fve},
@@ -483,7 +561,7 @@ int main(int argc, char** argv) {
     log.write(result);
     std::cout << result.dump() << std::endl;
   } catch (const std::exception& e) {
-    std::cerr << "tiny_nla: " << e.what() << "\n";
+    std::cerr << kProgram << ": " << e.what() << "\n";
     return 1;
   }
   return 0;

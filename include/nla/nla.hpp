@@ -27,6 +27,8 @@
 #include "nla/core/scalar.hpp"
 #include "nla/core/shape.hpp"
 #include "nla/core/tensor.hpp"
+#include "nla/dist/communicator.hpp"
+#include "nla/dist/data_parallel.hpp"
 #include "nla/explain/claims.hpp"
 #include "nla/explain/confidence.hpp"
 #include "nla/explain/world_claims.hpp"

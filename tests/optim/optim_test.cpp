@@ -66,3 +66,47 @@ TEST_CASE("warm-up then cosine schedule", "[optim]") {
   REQUIRE(s(500) == Approx(0.1));
   for (int i = 11; i < 110; ++i) REQUIRE(s(i) <= s(i - 1));
 }
+
+TEMPLATE_TEST_CASE("a sharded AdamW updates its part exactly as the whole one does",
+                   "[optim][dist]", double, bf16) {
+  Cpu cpu;
+  // Shards cut through tensors, decayed and not: [0, 5), [5, 10), [10, 14).
+  ParameterSet<TestType, Cpu> whole_p, shard_p;
+  for (auto* p : {&whole_p, &shard_p}) {
+    p->add("w", Shape{3, 2}, true);
+    p->add("b", Shape{3}, false);
+    p->add("u", Shape{5}, true);
+    p->allocate();
+    for (index_t i = 0; i < p->size(); ++i) p->values().data()[i] = TestType(0.1 * double(i) - 0.5);
+  }
+  AdamWOptions o;
+  o.lr = 0.05;
+  o.weight_decay = 0.3;
+  AdamW<Cpu, TestType> whole(whole_p, o);
+  std::vector<AdamW<Cpu, TestType>> shards;
+  for (int r = 0; r < 3; ++r) shards.emplace_back(shard_p, o, partition(whole_p.size(), r, 3));
+  REQUIRE(shards[1].sharded());
+  REQUIRE(shards[1].shard().first == 5);
+  REQUIRE(shards[1].first_moment().size() == 5);
+  for (int step = 0; step < 3; ++step) {
+    for (index_t i = 0; i < whole_p.size(); ++i)
+      whole_p.grads().data()[i] = shard_p.grads().data()[i] =
+          TestType(std::sin(1.0 + double(i) * (step + 1)));
+    whole.step(cpu, whole_p, o.lr);
+    for (auto& s : shards) s.step(cpu, shard_p, o.lr);
+  }
+  // Each shard wrote its own part; together they equal the whole update,
+  // master weights (bf16) included.
+  for (index_t i = 0; i < whole_p.size(); ++i)
+    REQUIRE(float(shard_p.values().data()[i]) == float(whole_p.values().data()[i]));
+  // slice() of the whole state continues as the shard does.
+  AdamW<Cpu, TestType> sliced = whole.slice(cpu, partition(whole_p.size(), 1, 3));
+  for (index_t i = 0; i < 5; ++i) {
+    REQUIRE(sliced.first_moment().data()[i] == shards[1].first_moment().data()[i]);
+    REQUIRE(sliced.second_moment().data()[i] == shards[1].second_moment().data()[i]);
+  }
+  REQUIRE(sliced.step_count() == 3);
+  REQUIRE_THROWS_WITH(shards[1].slice(cpu, Partition{0, 6}), Catch::Contains("not inside"));
+  const auto outside = [&] { return AdamW<Cpu, TestType>(whole_p, o, Partition{4, 20}); };
+  REQUIRE_THROWS_WITH(outside(), Catch::Contains("outside the 14 parameters"));
+}

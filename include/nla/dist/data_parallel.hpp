@@ -24,8 +24,10 @@
 // region is caught by the communicator's collective timeout.
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <exception>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,6 +40,14 @@
 #include "nla/optim/clip.hpp"
 
 namespace nla {
+
+// Time and volume of the gradient and parameter collectives since the last
+// reset, shared by every copy of a DataParallel (the trainers hold copies).
+struct CommunicationStats {
+  double seconds = 0;
+  double bytes = 0;  // per rank, as handed to the communicator
+  index_t collectives = 0;
+};
 
 struct DataParallelOptions {
   // Elements per gradient all-reduce: bounds the communicator's staging
@@ -55,6 +65,9 @@ class DataParallel {
     NLA_CHECK(options.bucket_elements > 0, "DataParallel", "bucket_elements {} must be positive",
               options.bucket_elements);
   }
+
+  const CommunicationStats& communication() const { return *stats_; }
+  void reset_communication() const { *stats_ = CommunicationStats(); }
 
   int rank() const { return comm_->rank(); }
   int size() const { return comm_->size(); }
@@ -141,9 +154,12 @@ class DataParallel {
     auto g = params.grads();
     const double share = weight / total;
     if (share != 1.0) scale(backend, g.data(), g.size(), T(share));
-    for (index_t first = 0; first < g.size(); first += options_.bucket_elements)
+    const Timer timer(*stats_, g.size() * index_t(sizeof(T)));
+    for (index_t first = 0; first < g.size(); first += options_.bucket_elements) {
       comm_->all_reduce_sum(g.data() + first, std::min(options_.bucket_elements, g.size() - first),
                             data_type_of<T>());
+      ++stats_->collectives;
+    }
   }
 
   // One data-parallel update: reduce the gradients, clip them by their
@@ -212,8 +228,20 @@ class DataParallel {
     Tensor<T, B> own(Shape{mine.size()});
     copy(backend, own.view(),
          ConstView<T, B>(TensorView<T, B>(values + mine.first, Shape{mine.size()})));
+    const Timer timer(*stats_, n * index_t(sizeof(T)));
     comm_->all_gather(own.data(), values, counts_of(n), data_type_of<T>());
+    ++stats_->collectives;
   }
+
+  struct Timer {
+    CommunicationStats& stats;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    Timer(CommunicationStats& s, index_t bytes) : stats(s) { stats.bytes += double(bytes); }
+    ~Timer() {
+      stats.seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+  };
 
   template <class B>
   void check_memory() const {
@@ -226,6 +254,7 @@ class DataParallel {
 
   Communicator* comm_;
   DataParallelOptions options_;
+  std::shared_ptr<CommunicationStats> stats_ = std::make_shared<CommunicationStats>();
 };
 
 }  // namespace nla

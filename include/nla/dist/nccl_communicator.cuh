@@ -1,0 +1,213 @@
+#pragma once
+// NcclCommunicator: the Communicator over NCCL, on device buffers, enqueued
+// on the model's stream (pairs with the Cuda backend: set_stream(backend.stream())).
+//
+// Bootstrap: an MpiCommunicator launches and numbers the ranks; rank 0's
+// ncclUniqueId is broadcast over it, and each rank takes GPU
+// (local rank mod GPUs on its node). The MPI communicator also serves the
+// host-side collectives (statistics, error agreement: host()).
+//
+// NCCL refuses two ranks on one GPU, which is how a single-GPU machine checks
+// a 2-rank run: then the ranks agree to stage device buffers through host
+// memory and reduce them with MPI (transport() says "mpi-staged"), same
+// results, slower. Every collective waits for its stream with the
+// communicator's timeout, and a timed-out NCCL communicator is aborted
+// before the job is, so no rank hangs in a kernel.
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nla/dist/mpi_communicator.hpp"
+
+namespace nla {
+
+class NcclCommunicator final : public Communicator {
+ public:
+  explicit NcclCommunicator(MpiCommunicator& mpi) : mpi_(&mpi) {
+    const char* op = "NcclCommunicator";
+    int devices = 0;
+    NLA_CHECK(cudaGetDeviceCount(&devices) == cudaSuccess && devices > 0, op,
+              "rank {}: no usable GPU (cudaGetDeviceCount found none)", mpi.rank());
+    MPI_Comm node;
+    MPI_Comm_split_type(mpi.handle(), MPI_COMM_TYPE_SHARED, mpi.rank(), MPI_INFO_NULL, &node);
+    int local_rank = 0, local_size = 1;
+    MPI_Comm_rank(node, &local_rank);
+    MPI_Comm_size(node, &local_size);
+    MPI_Comm_free(&node);
+    device_ = local_rank % devices;
+    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+    // Shared GPUs anywhere: every rank must take the same transport.
+    std::int64_t shared = local_size > devices ? 1 : 0;
+    nla::all_reduce_sum(mpi, &shared, 1);
+    staged_ = shared > 0;
+    if (!staged_) {
+      ncclUniqueId id;
+      if (mpi.rank() == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+      mpi.broadcast(&id, sizeof id, DataType::U8, 0);
+      check_nccl(ncclCommInitRank(&comm_, mpi.size(), id, mpi.rank()), "ncclCommInitRank");
+    }
+    check_cuda(cudaMalloc(&scratch_, 8), "cudaMalloc");
+  }
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+  ~NcclCommunicator() override {
+    if (comm_) ncclCommDestroy(comm_);
+    cudaFree(scratch_);
+  }
+
+  int rank() const override { return mpi_->rank(); }
+  int size() const override { return mpi_->size(); }
+  MemorySpace memory() const override { return MemorySpace::Device; }
+  std::string name() const override { return staged_ ? "nccl (mpi-staged)" : "nccl"; }
+  Communicator& host() override { return *mpi_; }
+  const char* transport() const { return staged_ ? "mpi-staged" : "nccl"; }
+  int device() const { return device_; }
+
+  // The stream collectives are enqueued on (the Cuda backend's).
+  void set_stream(cudaStream_t stream) { stream_ = stream; }
+
+  void all_reduce_sum(void* data, index_t count, DataType type) override {
+    if (size() == 1 || count == 0) return;
+    if (staged_)
+      return staged(data, count, type, [&](void* h) { mpi_->all_reduce_sum(h, count, type); });
+    check_nccl(
+        ncclAllReduce(data, data, std::size_t(count), nccl_type(type), ncclSum, comm_, stream_),
+        "ncclAllReduce");
+    wait("all_reduce");
+  }
+
+  void broadcast(void* data, index_t count, DataType type, int root) override {
+    NLA_CHECK(root >= 0 && root < size(), "NcclCommunicator::broadcast", "root {} of {} ranks",
+              root, size());
+    if (size() == 1 || count == 0) return;
+    if (staged_)
+      return staged(data, count, type, [&](void* h) { mpi_->broadcast(h, count, type, root); });
+    check_nccl(ncclBroadcast(data, data, std::size_t(count), nccl_type(type), root, comm_, stream_),
+               "ncclBroadcast");
+    wait("broadcast");
+  }
+
+  // NCCL has no variable all-gather: one broadcast per rank, grouped.
+  void all_gather(const void* send, void* recv, const std::vector<index_t>& counts,
+                  DataType type) override {
+    NLA_CHECK(int(counts.size()) == size(), "NcclCommunicator::all_gather",
+              "{} counts for {} ranks", counts.size(), size());
+    const std::size_t bytes = size_of(type);
+    index_t total = 0;
+    for (index_t c : counts) total += c;
+    if (staged_) {
+      std::vector<unsigned char> h_send(std::size_t(counts[rank()]) * bytes),
+          h_recv(std::size_t(total) * bytes);
+      check_cuda(
+          cudaMemcpyAsync(h_send.data(), send, h_send.size(), cudaMemcpyDeviceToHost, stream_),
+          "cudaMemcpyAsync");
+      check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+      mpi_->all_gather(h_send.data(), h_recv.data(), counts, type);
+      check_cuda(
+          cudaMemcpyAsync(recv, h_recv.data(), h_recv.size(), cudaMemcpyHostToDevice, stream_),
+          "cudaMemcpyAsync");
+      check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+      return;
+    }
+    auto* out = static_cast<unsigned char*>(recv);
+    check_nccl(ncclGroupStart(), "ncclGroupStart");
+    index_t offset = 0;
+    for (int r = 0; r < size(); ++r) {
+      const void* from = r == rank() ? send : out + std::size_t(offset) * bytes;
+      check_nccl(ncclBroadcast(from, out + std::size_t(offset) * bytes, std::size_t(counts[r]),
+                               nccl_type(type), r, comm_, stream_),
+                 "ncclBroadcast");
+      offset += counts[r];
+    }
+    check_nccl(ncclGroupEnd(), "ncclGroupEnd");
+    wait("all_gather");
+  }
+
+  void barrier() override {
+    if (staged_) return mpi_->barrier();
+    all_reduce_sum(scratch_, 1, DataType::I64);
+  }
+
+ private:
+  static ncclDataType_t nccl_type(DataType t) {
+    switch (t) {
+      case DataType::F32:
+        return ncclFloat32;
+      case DataType::F64:
+        return ncclFloat64;
+      case DataType::BF16:
+        return ncclBfloat16;
+      case DataType::I32:
+        return ncclInt32;
+      case DataType::I64:
+        return ncclInt64;
+      case DataType::U8:
+        return ncclUint8;
+    }
+    return ncclUint8;
+  }
+
+  // Device -> host, the MPI collective, host -> device.
+  template <class Collective>
+  void staged(void* data, index_t count, DataType type, Collective&& collective) {
+    std::vector<unsigned char> h(std::size_t(count) * size_of(type));
+    check_cuda(cudaMemcpyAsync(h.data(), data, h.size(), cudaMemcpyDeviceToHost, stream_),
+               "cudaMemcpyAsync");
+    check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    collective(h.data());
+    check_cuda(cudaMemcpyAsync(data, h.data(), h.size(), cudaMemcpyHostToDevice, stream_),
+               "cudaMemcpyAsync");
+    check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+  }
+
+  // Polls the stream and NCCL's asynchronous error; on timeout aborts the
+  // NCCL communicator (so no kernel spins forever) and then the job.
+  void wait(const char* what) {
+    const auto start = std::chrono::steady_clock::now();
+    for (;;) {
+      const cudaError_t status = cudaStreamQuery(stream_);
+      if (status == cudaSuccess) return;
+      if (status != cudaErrorNotReady) check_cuda(status, what);
+      ncclResult_t async = ncclSuccess;
+      ncclCommGetAsyncError(comm_, &async);
+      if (async != ncclSuccess && async != ncclInProgress) check_nccl(async, what);
+      const double waited =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (timeout_s_ > 0 && waited > timeout_s_) {
+        std::fprintf(stderr,
+                     "nla: rank %d of %d: NCCL %s timed out after %.0f s waiting for the other "
+                     "ranks; aborting the job\n",
+                     rank(), size(), what, waited);
+        std::fflush(stderr);
+        ncclCommAbort(comm_);
+        comm_ = nullptr;
+        MPI_Abort(mpi_->handle(), 3);
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+
+  void check_cuda(cudaError_t status, const char* what) const {
+    NLA_CHECK(status == cudaSuccess, "NcclCommunicator", "rank {}: {} failed: {}", rank(), what,
+              cudaGetErrorString(status));
+  }
+  void check_nccl(ncclResult_t status, const char* what) const {
+    NLA_CHECK(status == ncclSuccess, "NcclCommunicator", "rank {}: {} failed: {}", rank(), what,
+              ncclGetErrorString(status));
+  }
+
+  MpiCommunicator* mpi_;
+  ncclComm_t comm_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  void* scratch_ = nullptr;
+  int device_ = 0;
+  bool staged_ = false;
+};
+
+}  // namespace nla
