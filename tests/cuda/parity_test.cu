@@ -541,3 +541,72 @@ TEST_CASE("the Cuda backend refuses to start without a GPU, with a clear error",
   REQUIRE_THROWS_WITH((TransformerLM<Cuda, float>(flavour_config(Flavour::Gpt2), 1)),
                       Catch::Contains("no usable GPU"));
 }
+
+namespace {
+
+// The Communicator of rank 0 of two whose peer holds the same values: every
+// sum is twice this rank's. On device buffers (as NcclCommunicator), with a
+// host twin for statistics, so DataParallel runs its two-rank code path on a
+// Cuda model without a second process.
+class MirroredPeer final : public Communicator {
+ public:
+  MirroredPeer(Cuda& backend, MemorySpace memory) : backend_(&backend), memory_(memory) {}
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  MemorySpace memory() const override { return memory_; }
+  std::string name() const override { return "mirrored-peer"; }
+  void all_reduce_sum(void* data, index_t count, DataType type) override {
+    if (memory_ == MemorySpace::Device) {
+      REQUIRE(type == DataType::F32);
+      scale(*backend_, static_cast<float*>(data), count, 2.0f);
+      return;
+    }
+    for (index_t i = 0; i < count; ++i) {
+      if (type == DataType::F64) static_cast<double*>(data)[i] *= 2;
+      if (type == DataType::I64) static_cast<std::int64_t*>(data)[i] *= 2;
+    }
+  }
+  void broadcast(void*, index_t, DataType, int) override {}
+  void all_gather(const void*, void*, const std::vector<index_t>&, DataType) override {
+    FAIL("not used");
+  }
+  void barrier() override {}
+  Communicator& host() override { return memory_ == MemorySpace::Host ? *this : *host_twin_; }
+  void set_host_twin(MirroredPeer& twin) { host_twin_ = &twin; }
+
+ private:
+  Cuda* backend_;
+  MemorySpace memory_;
+  MirroredPeer* host_twin_ = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("a data-parallel Cuda LmTrainer over a device communicator trains as the Cpu one",
+          "[cuda][dist]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  ModelPair<float> m(flavour_config(Flavour::Llama), 5);
+  Cuda& gpu = m.gpu.backend();
+  const TokenBatch data(gpu, 3, 12, 48, 9);
+  MirroredPeer device(gpu, MemorySpace::Device), host(gpu, MemorySpace::Host);
+  device.set_host_twin(host);
+  LmTrainerOptions o;
+  o.schedule = {3e-3, 3e-4, 1, 10};
+  LmTrainer<Cpu, float> c(m.cpu, o);
+  LmTrainer<Cuda, float> g(m.gpu, o);
+  g.set_data_parallel(DataParallel(device, DataParallelOptions{100, false}));
+  for (int s = 0; s < 5; ++s) {
+    const auto rc = c.step(data.tokens_c.view(), data.targets_c.view());
+    const auto rg = g.step(data.tokens_g.view(), data.targets_g.view());
+    CHECK(std::abs(rc.loss - rg.loss) < 1e-5 * (1 + std::abs(rc.loss)));
+    CHECK(std::abs(rc.grad_norm - rg.grad_norm) < 1e-4 * rc.grad_norm);
+  }
+  CHECK(max_error<float, float>(gpu, m.cpu.parameters().values(), m.gpu.parameters().values()) <
+        1e-4);
+  CHECK(g.data_parallel().communication().collectives > 5);  // buckets of 100
+  // A Cpu model cannot use a device communicator.
+  LmTrainer<Cpu, float> wrong(m.cpu, o);
+  wrong.set_data_parallel(DataParallel(device));
+  REQUIRE_THROWS_WITH(wrong.step(data.tokens_c.view(), data.targets_c.view()),
+                      Catch::Contains("host memory") && Catch::Contains("device memory"));
+}
