@@ -14,7 +14,7 @@
 // keeps AdamW moments (and fp32 master weights) for the part
 // partition(n, r, w) of the flat buffer only, steps that part, and the
 // updated parts are all-gathered. Optimiser memory falls from 2n (3n with
-// master weights) state values per rank to 2n / w; communication grows by
+// master weights) state values per rank to 2n / w (3n / w); communication grows by
 // one all-gather of the parameters (n values) per step.
 //
 // Errors: run_local wraps a rank's local work (forward, loss, backward); an
@@ -51,7 +51,8 @@ struct CommunicationStats {
 
 struct DataParallelOptions {
   // Elements per gradient all-reduce: bounds the communicator's staging
-  // memory and lets buckets pipeline (16 MB of fp32).
+  // memory (16 MB of fp32). Buckets run one after another once the backward
+  // pass is done; overlapping them with it is not implemented.
   index_t bucket_elements = index_t(1) << 22;
   bool shard_optimizer = false;  // ZeRO stage 1
 };
