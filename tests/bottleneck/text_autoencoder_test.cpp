@@ -13,20 +13,12 @@
 #include "nla/nla.hpp"
 #include "support/gradcheck.hpp"
 #include "support/temp_dir.hpp"
+#include "support/tiny_text_nla.hpp"
 
 using namespace nla;
 using namespace nla::testing;
 
 namespace {
-
-ActivationBatch random_batch(index_t n, index_t d, std::uint64_t seed) {
-  ActivationBatch b;
-  b.dim = d;
-  b.vectors.resize(static_cast<std::size_t>(n * d));
-  for (std::size_t i = 0; i < b.vectors.size(); ++i)
-    b.vectors[i] = float(3 * random_normal(seed, 0, i));
-  return b;
-}
 
 constexpr std::int32_t kStop = 1;
 
@@ -188,30 +180,7 @@ TEST_CASE("joint RL resumes bit-identically from an NLA checkpoint", "[bottlenec
   TempDir tmp("nla_checkpoint");
   const index_t d = 16;
   TransformerLM<Cpu, float> target(TransformerConfig::llama(10, 16, d, 2, 2, 1), 21);
-  struct Run {
-    Verbalizer<Cpu, float> av;
-    Reconstructor<Cpu, float> ar;
-    VerbalizerEncoder<Cpu, float> encoder;
-    ReconstructorDecoder<Cpu, float> decoder;
-    Autoencoder<VerbalizerEncoder<Cpu, float>, ReconstructorDecoder<Cpu, float>> nla;
-    explicit Run(const TransformerLM<Cpu, float>& t)
-        : av(t, {{0, 2}, {3}}, 4.0),
-          ar(t, 2),
-          encoder(av, options()),
-          decoder(ar, {{0, 4}, {5}}, {{1e-2, 0.9, 0.95, 1e-8, 0.0}, 1.0, 1.0}),
-          nla(encoder, decoder, 1.0) {}
-    static VerbalizerEncoderOptions options() {
-      VerbalizerEncoderOptions o = encoder_options(4, 3);
-      o.adamw.lr = 1e-2;
-      return o;
-    }
-    std::vector<float> state() {
-      std::vector<float> s;
-      for (auto* p : {&av.model().parameters(), &ar.model().parameters(), &ar.head_parameters()})
-        s.insert(s.end(), p->values().data(), p->values().data() + p->size());
-      return s;
-    }
-  };
+  using Run = TinyTextNla<float>;
   const ActivationBatch batch = random_batch(3, d, 22);
   Run first(target);
   for (int i = 0; i < 3; ++i) first.nla.step(batch);

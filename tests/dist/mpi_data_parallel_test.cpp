@@ -18,6 +18,7 @@
 #include "nla/dist/data_parallel.hpp"
 #include "nla/nla.hpp"
 #include "nla/train/lm_trainer.hpp"
+#include "support/tiny_text_nla.hpp"
 
 using namespace nla;
 using namespace nla::testing;
@@ -305,15 +306,6 @@ TEST_CASE("bad input or a NaN loss on one rank stops every rank with its message
 
 namespace {
 
-ActivationBatch random_batch(index_t n, index_t d, std::uint64_t seed) {
-  ActivationBatch b;
-  b.dim = d;
-  b.vectors.resize(static_cast<std::size_t>(n * d));
-  for (std::size_t i = 0; i < b.vectors.size(); ++i)
-    b.vectors[i] = float(3 * random_normal(seed, 0, i));
-  return b;
-}
-
 ActivationBatch rows(const ActivationBatch& b, Partition p) {
   ActivationBatch out;
   out.dim = b.dim;
@@ -321,36 +313,10 @@ ActivationBatch rows(const ActivationBatch& b, Partition p) {
   return out;
 }
 
-// A verbalizer and reconstructor of a tiny target, as tests/bottleneck's.
-struct TinyNla {
-  Verbalizer<Cpu, double> av;
-  Reconstructor<Cpu, double> ar;
-  VerbalizerEncoder<Cpu, double> encoder;
-  ReconstructorDecoder<Cpu, double> decoder;
-  Autoencoder<VerbalizerEncoder<Cpu, double>, ReconstructorDecoder<Cpu, double>> nla;
-  explicit TinyNla(const TransformerLM<Cpu, double>& t)
-      : av(t, {{0, 2}, {3}}, 4.0),
-        ar(t, 2),
-        encoder(av, options()),
-        decoder(ar, {{0, 4}, {5}}, {{1e-2, 0.9, 0.95, 1e-8, 0.0}, 1.0, 1.0}),
-        nla(encoder, decoder, 1.0) {}
-  static VerbalizerEncoderOptions options() {
-    VerbalizerEncoderOptions o;
-    o.group_size = 4;
-    o.sampling.max_new_tokens = 3;
-    o.sampling.stop_tokens = {1};
-    o.evaluation_sampling = o.sampling;
-    o.seed = 7;
-    o.adamw.lr = 1e-2;
-    return o;
-  }
+// The verbalizer and reconstructor of tests/bottleneck's checkpoint test.
+struct TinyNla : TinyTextNla<double> {
+  using TinyTextNla<double>::TinyTextNla;
   void set_data_parallel(const DataParallel& dp) { nla.set_data_parallel(dp); }
-  std::vector<double> state() {
-    std::vector<double> s;
-    for (auto* p : {&av.model().parameters(), &ar.model().parameters(), &ar.head_parameters()})
-      s.insert(s.end(), p->values().data(), p->values().data() + p->size());
-    return s;
-  }
 };
 
 }  // namespace
