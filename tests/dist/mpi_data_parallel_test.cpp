@@ -124,29 +124,28 @@ TEST_CASE("rank-ordered all-reduce sums in rank order on every rank", "[mpi]") {
   MpiCommunicator& comm = world();
   const int w = comm.size(), me = comm.rank();
   for (index_t n : {0, 1, 7, 1000}) {
-    auto value = [](int r, index_t i) { return 0.1 * (r + 1) + 1e-3 * double(i); };
-    std::vector<double> x(static_cast<std::size_t>(n));
-    std::vector<float> xf(static_cast<std::size_t>(n));
-    std::vector<bf16> xb(static_cast<std::size_t>(n));
+    // Every rank's values, computed once and stored, so that the reference
+    // sums below are plain additions (nothing for the compiler to fuse).
+    std::vector<std::vector<double>> value(static_cast<std::size_t>(w));
+    for (int r = 0; r < w; ++r)
+      for (index_t i = 0; i < n; ++i) value[r].push_back(0.1 * (r + 1) + 1e-3 * double(i));
+    std::vector<double> x = value[me];
+    std::vector<float> xf(x.begin(), x.end());
+    std::vector<bf16> xb(xf.begin(), xf.end());
     std::vector<std::int64_t> xi(static_cast<std::size_t>(n));
-    for (index_t i = 0; i < n; ++i) {
-      x[i] = value(me, i);
-      xf[i] = float(value(me, i));
-      xb[i] = bf16(float(value(me, i)));
-      xi[i] = me + i;
-    }
+    for (index_t i = 0; i < n; ++i) xi[i] = me + i;
     all_reduce_sum(comm, x.data(), n);
     all_reduce_sum(comm, xf.data(), n);
     all_reduce_sum(comm, xb.data(), n);
     all_reduce_sum(comm, xi.data(), n);
     for (index_t i = 0; i < n; ++i) {
-      double e = value(0, i);
-      float ef = float(value(0, i)), eb = float(bf16(float(value(0, i))));
+      double e = value[0][i];
+      float ef = float(value[0][i]), eb = float(bf16(float(value[0][i])));
       std::int64_t ei = 0;
       for (int r = 1; r < w; ++r) {
-        e += value(r, i);
-        ef += float(value(r, i));
-        eb += float(bf16(float(value(r, i))));
+        e += value[r][i];
+        ef += float(value[r][i]);
+        eb += float(bf16(float(value[r][i])));
       }
       for (int r = 0; r < w; ++r) ei += r + i;
       REQUIRE(x[i] == e);  // bit-identical: the same additions in the same order
