@@ -1,7 +1,6 @@
 // The MPI test suite's main: one MpiCommunicator for the whole run (every
 // rank runs every test in the same order), and a rank's failures fail the
 // job: the exit status is the number of ranks with a failing test.
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
 #include "dist/mpi_world.hpp"
