@@ -1,4 +1,6 @@
 // The main of the Catch2 test binaries (the implementation: catch_session.cpp).
-#include <catch2/catch.hpp>
+#include "support/catch_session.hpp"
 
-int main(int argc, char** argv) { return Catch::Session().run(argc, argv); }
+int main(int argc, char** argv) {
+  return nla::testing::run_catch_session(argc, argv);
+}
