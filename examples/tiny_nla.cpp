@@ -463,11 +463,9 @@ int main(int argc, char** argv) {
         std::string edited = original;
         const std::string key = a.steer_attribute + " ";
         edited.replace(edited.find(key + mood), key.size() + mood.size(), key + edited_mood);
-        const auto fb =
-            decoder.decode({summary_message(tok, original), summary_message(tok, edited)},
-                           std::vector<float>(std::size_t(2 * d), 1.0f), false);
-        const std::vector<float> p0(fb.predictions.begin(), fb.predictions.begin() + d),
-            p1(fb.predictions.begin() + d, fb.predictions.end());
+        const std::vector<float> p =
+            decoder.reconstruct({summary_message(tok, original), summary_message(tok, edited)});
+        const std::vector<float> p0(p.begin(), p.begin() + d), p1(p.begin() + d, p.end());
         const std::vector<double> delta = steering_delta(p0, p1);
         std::vector<double> control(static_cast<std::size_t>(d));
         for (index_t j = 0; j < d; ++j)

@@ -228,3 +228,12 @@ TEST_CASE("after a warm start the verbalizer reads the slot: shuffled activation
   REQUIRE(after_true < 0.2);
   REQUIRE(after_shuffled > after_true + 1.0);
 }
+
+TEST_CASE("reconstruct gives decode's predictions without targets", "[bottleneck]") {
+  TransformerLM<Cpu, float> target(TransformerConfig::llama(10, 16, 16, 2, 2, 1), 21);
+  TinyTextNla<float> t(target);
+  const auto messages = t.encoder.encode(random_batch(3, 16, 4), false);
+  const std::vector<float> any(3 * 16, 0.5f);
+  REQUIRE(t.decoder.reconstruct(messages) == t.decoder.decode(messages, any, false).predictions);
+  REQUIRE_THROWS_WITH(t.decoder.reconstruct({}), Catch::Contains("no messages"));
+}

@@ -422,17 +422,15 @@ Action add_reconstruct(CLI::App& app) {
     std::vector<Explanation> messages;
     for (const std::string& t : all) messages.push_back(summary_message(rel.tokenizer, t));
     const index_t d = rel.meta.d_model;
-    // decode() scores against targets; none is known here, so any will do.
-    const auto fb = rel.stack->decoder->decode(
-        messages, std::vector<float>(all.size() * std::size_t(d), 1.0f), false);
+    const std::vector<float> predictions = rel.stack->decoder->reconstruct(messages);
     std::unique_ptr<io::NpyWriter> writer;
     if (!npy->empty()) {
       make_parent_directory(*npy);
       writer = std::make_unique<io::NpyWriter>(*npy, std::size_t(d));
     }
     for (std::size_t i = 0; i < all.size(); ++i) {
-      const std::vector<float> v(fb.predictions.begin() + std::ptrdiff_t(i) * d,
-                                 fb.predictions.begin() + std::ptrdiff_t(i + 1) * d);
+      const std::vector<float> v(predictions.begin() + std::ptrdiff_t(i) * d,
+                                 predictions.begin() + std::ptrdiff_t(i + 1) * d);
       double norm = 0;
       for (float x : v) norm += double(x) * x;
       emit({{"text", all[i]}, {"norm", std::sqrt(norm)}, {"vector", v}});
@@ -470,11 +468,9 @@ Action add_steer(CLI::App& app) {
     NLA_CHECK(t.model->config().d_model == rel.meta.d_model, "nla steer",
               "the model has d_model {}, the NLA {}", t.model->config().d_model, rel.meta.d_model);
     const index_t d = rel.meta.d_model;
-    const auto fb = rel.stack->decoder->decode(
-        {summary_message(rel.tokenizer, *original), summary_message(rel.tokenizer, *edited)},
-        std::vector<float>(std::size_t(2 * d), 1.0f), false);
-    const std::vector<float> p0(fb.predictions.begin(), fb.predictions.begin() + d),
-        p1(fb.predictions.begin() + d, fb.predictions.end());
+    const std::vector<float> p = rel.stack->decoder->reconstruct(
+        {summary_message(rel.tokenizer, *original), summary_message(rel.tokenizer, *edited)});
+    const std::vector<float> p0(p.begin(), p.begin() + d), p1(p.begin() + d, p.end());
     const std::vector<double> delta = steering_delta(p0, p1);
     std::vector<std::int32_t> ids{t.tokenizer.bos_id()};
     t.tokenizer.encode_append(*prompt, ids);

@@ -225,9 +225,7 @@ class ActivationWriter {
     }
     npy_.finish();
     jsonl_.commit();
-    io::write_file_atomically(
-        op, "activation sidecar", paths_.sidecar,
-        [&](const io::TemporaryFile& f) { f.write(sidecar.data(), sidecar.size()); });
+    io::write_text_atomically(op, "activation sidecar", paths_.sidecar, sidecar);
     return meta;
   }
 

@@ -71,9 +71,7 @@ void save_nla_checkpoint(const std::string& dir, VerbalizerEncoder<B, T>& encode
     dp.on_root("save_nla_checkpoint", [&] {
       detail::write_nla_step(step_dir, encoder, av_opt, ar, ar_opt, head_opt, state);
       const std::string latest = (fs::path(dir) / "latest").string();
-      io::write_file_atomically(
-          "save_nla_checkpoint", "pointer", latest,
-          [&](const io::TemporaryFile& f) { f.write(name.data(), name.size()); });
+      io::write_text_atomically("save_nla_checkpoint", "pointer", latest, name);
       for (const auto& entry : fs::directory_iterator(dir))
         if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0 &&
             entry.path().filename() != name)

@@ -192,9 +192,8 @@ void save_nla_release(const std::string& dir, Verbalizer<B, T>& verbalizer,
     for (const char* part : {"verbalizer", "reconstructor"})
       tokenizer->save_hf_json((root / part / "tokenizer.json").string());
   const std::string text = meta.to_json().dump(2) + "\n";
-  io::write_file_atomically("save_nla_release", "NLA metadata",
-                            (root / release_detail::kMetaFile).string(),
-                            [&](const io::TemporaryFile& f) { f.write(text.data(), text.size()); });
+  io::write_text_atomically("save_nla_release", "NLA metadata",
+                            (root / release_detail::kMetaFile).string(), text);
 }
 
 template <class B, class T>

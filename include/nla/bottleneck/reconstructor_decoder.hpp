@@ -104,6 +104,21 @@ class ReconstructorDecoder {
     return f;
   }
 
+  // The reconstructions [m, d] of m messages: no targets, no training
+  // (`nla reconstruct`, steering directions from edited explanations).
+  std::vector<float> reconstruct(const std::vector<Explanation>& messages) {
+    NLA_CHECK(!messages.empty(), "ReconstructorDecoder::reconstruct", "no messages");
+    std::vector<const Explanation*> all;
+    for (const auto& e : messages) all.push_back(&e);
+    pack(all);
+    ar_->forward(tokens_.view(), read_, cache_);
+    has_step_ = false;
+    const auto p = to_host(ar_->model().backend(), ConstView<T, B>(cache_.pred.view()));
+    std::vector<float> out(static_cast<std::size_t>(p.size()));
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = float(p.data()[i]);
+    return out;
+  }
+
   void learn() {
     NLA_CHECK(has_step_, "ReconstructorDecoder::learn", "call decode(..., train = true) first");
     has_step_ = false;

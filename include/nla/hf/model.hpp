@@ -177,9 +177,8 @@ void save_model(const std::string& directory, TransformerLM<B, T>& model,
   }
   io::write_safetensors_directory(directory, writer, max_shard_bytes);
   const std::string text = config.dump(2) + "\n";
-  io::write_file_atomically("hf::save_model", "model config",
-                            (std::filesystem::path(directory) / kConfigFile).string(),
-                            [&](const io::TemporaryFile& f) { f.write(text.data(), text.size()); });
+  io::write_text_atomically("hf::save_model", "model config",
+                            (std::filesystem::path(directory) / kConfigFile).string(), text);
 }
 
 }  // namespace nla::hf

@@ -222,4 +222,11 @@ void write_file_atomically(const char* op, std::string_view noun, const std::str
   }
 }
 
+// Replaces `path` atomically with `text` (configs, indexes, pointers).
+inline void write_text_atomically(const char* op, std::string_view noun, const std::string& path,
+                                  std::string_view text) {
+  write_file_atomically(op, noun, path,
+                        [&](const TemporaryFile& f) { f.write(text.data(), text.size()); });
+}
+
 }  // namespace nla::io

@@ -131,9 +131,8 @@ inline void write_safetensors_directory(const std::string& directory,
     for (const std::string& name : shards[i].names()) index["weight_map"][name] = file;
   }
   const std::string text = index.dump(2) + "\n";
-  write_file_atomically("write_safetensors_directory", "safetensors index",
-                        (dir / kSafetensorsIndexFile).string(),
-                        [&](const TemporaryFile& f) { f.write(text.data(), text.size()); });
+  write_text_atomically("write_safetensors_directory", "safetensors index",
+                        (dir / kSafetensorsIndexFile).string(), text);
   // A single file would shadow the index (it wins on loading).
   fs::remove(dir / kSafetensorsSingleFile);
 }

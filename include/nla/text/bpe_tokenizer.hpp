@@ -1184,9 +1184,7 @@ inline void BpeTokenizer::save_hf_json(const std::string& path) const {
     text += fmt::format("{}\n      [{}, {}]", i ? "," : "", spellings[merges_[i].first],
                         spellings[merges_[i].second]);
   text += merges_.empty() ? "]\n  }\n}\n" : "\n    ]\n  }\n}\n";
-  io::write_file_atomically(op, "file", path, [&](const io::TemporaryFile& file) {
-    file.write(text.data(), text.size());
-  });
+  io::write_text_atomically(op, "file", path, text);
 }
 
 }  // namespace nla
