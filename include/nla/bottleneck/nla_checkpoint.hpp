@@ -16,6 +16,7 @@
 // keeps each rank's shard, so a checkpoint of w ranks resumes on any number.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -63,27 +64,20 @@ void save_nla_checkpoint(const std::string& dir, VerbalizerEncoder<B, T>& encode
   const DataParallel& dp = encoder.data_parallel();
   auto& av = encoder.policy().model();
   auto& ar = decoder.reconstructor();
-  auto& backend = av.backend();
-  auto& ar_backend = ar.model().backend();
+  std::optional<AdamW<B, T>> av_whole, ar_whole, head_whole;
+  const auto& av_opt = dp.whole_optimizer(encoder.optimizer(), av.parameters(), av_whole);
+  const auto& ar_opt = dp.whole_optimizer(decoder.optimizer(), ar.model().parameters(), ar_whole);
+  const auto& head_opt =
+      dp.whole_optimizer(decoder.head_optimizer(), ar.head_parameters(), head_whole);
   // Rank 0 writes the step's files, then points `latest` at them.
-  const auto write = [&](const AdamW<B, T>& av_opt, const AdamW<B, T>& ar_opt,
-                         const AdamW<B, T>& head_opt) {
-    dp.on_root("save_nla_checkpoint", [&] {
-      detail::write_nla_step(step_dir, encoder, av_opt, ar, ar_opt, head_opt, state);
-      const std::string latest = (fs::path(dir) / "latest").string();
-      io::write_text_atomically("save_nla_checkpoint", "pointer", latest, name);
-      for (const auto& entry : fs::directory_iterator(dir))
-        if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0 &&
-            entry.path().filename() != name)
-          fs::remove_all(entry.path());
-    });
-  };
-  dp.with_whole_optimizer(backend, encoder.optimizer(), av.parameters(), [&](const auto& av_opt) {
-    dp.with_whole_optimizer(
-        ar_backend, decoder.optimizer(), ar.model().parameters(), [&](const auto& ar_opt) {
-          dp.with_whole_optimizer(ar_backend, decoder.head_optimizer(), ar.head_parameters(),
-                                  [&](const auto& head_opt) { write(av_opt, ar_opt, head_opt); });
-        });
+  dp.on_root("save_nla_checkpoint", [&] {
+    detail::write_nla_step(step_dir, encoder, av_opt, ar, ar_opt, head_opt, state);
+    const std::string latest = (fs::path(dir) / "latest").string();
+    io::write_text_atomically("save_nla_checkpoint", "pointer", latest, name);
+    for (const auto& entry : fs::directory_iterator(dir))
+      if (entry.is_directory() && entry.path().filename().string().rfind("step-", 0) == 0 &&
+          entry.path().filename() != name)
+        fs::remove_all(entry.path());
   });
 }
 

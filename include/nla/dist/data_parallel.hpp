@@ -28,6 +28,7 @@
 #include <cmath>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -176,39 +177,23 @@ class DataParallel {
     return norm;
   }
 
-  // Calls use(whole optimiser): the optimiser itself, or its shards gathered
-  // from every rank (a checkpoint holds the whole state). Collective.
-  template <class B, class T, class Use>
-  void with_whole_optimizer(B& backend, const AdamW<B, T>& optimizer,
-                            const ParameterSet<T, B>& params, Use&& use) const {
-    if (!optimizer.sharded()) {
-      use(optimizer);
-      return;
-    }
-    const AdamW<B, T> whole = gathered(backend, optimizer, params);
-    use(whole);
-  }
-
-  // The whole optimiser state on every rank. Collective.
+  // The whole optimiser (a checkpoint holds the whole state): the optimiser
+  // itself, or its shards gathered from every rank into `storage`.
+  // Collective when sharded.
   template <class B, class T>
-  AdamW<B, T> gathered(B& backend, const AdamW<B, T>& optimizer,
-                       const ParameterSet<T, B>& params) const {
+  const AdamW<B, T>& whole_optimizer(const AdamW<B, T>& optimizer, const ParameterSet<T, B>& params,
+                                     std::optional<AdamW<B, T>>& storage) const {
+    if (!optimizer.sharded()) return optimizer;
     check_memory<B>();
-    AdamW<B, T> full(params, optimizer.options());
-    full.set_step_count(optimizer.step_count());
-    if (!optimizer.sharded()) {
-      using S = typename AdamW<B, T>::State;
-      copy(backend, full.first_moment().view(), ConstView<S, B>(optimizer.first_moment().view()));
-      copy(backend, full.second_moment().view(), ConstView<S, B>(optimizer.second_moment().view()));
-      return full;
-    }
+    AdamW<B, T>& whole = storage.emplace(params, optimizer.options());
+    whole.set_step_count(optimizer.step_count());
     using State = typename AdamW<B, T>::State;
-    for (auto [from, to] : {std::pair{&optimizer.first_moment(), &full.first_moment()},
-                            std::pair{&optimizer.second_moment(), &full.second_moment()}}) {
+    for (auto [from, to] : {std::pair{&optimizer.first_moment(), &whole.first_moment()},
+                            std::pair{&optimizer.second_moment(), &whole.second_moment()}}) {
       const State* shard = from->data();
       comm_->all_gather(shard, to->data(), counts_of(params.size()), data_type_of<State>());
     }
-    return full;
+    return whole;
   }
 
  private:

@@ -8,6 +8,7 @@
 // the batch and the update is dist/data_parallel.hpp's.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "nla/dist/data_parallel.hpp"
@@ -81,11 +82,11 @@ class LmTrainer {
   // a run resumes on any number of ranks. Data parallel: every rank calls
   // both; rank 0 alone writes, every rank reads and keeps its shard.
   void save_checkpoint(const std::string& path, const TrainingState& state) const {
-    data_parallel_.with_whole_optimizer(
-        model_->backend(), optimizer_, model_->parameters(), [&](const AdamW<B, T>& whole) {
-          data_parallel_.on_root("LmTrainer::save_checkpoint",
-                                 [&] { nla::save_checkpoint(path, *model_, whole, state); });
-        });
+    std::optional<AdamW<B, T>> storage;
+    const AdamW<B, T>& whole =
+        data_parallel_.whole_optimizer(optimizer_, model_->parameters(), storage);
+    data_parallel_.on_root("LmTrainer::save_checkpoint",
+                           [&] { nla::save_checkpoint(path, *model_, whole, state); });
   }
   TrainingState load_checkpoint(const std::string& path) {
     const TrainingState state = nla::load_checkpoint(path, *model_, optimizer_);
