@@ -239,7 +239,42 @@ void adamw_step(benchmark::State& state, const bench::BenchConfig& b) {
   state.SetItemsProcessed(state.iterations() * model.parameters().size());
 }
 
+// C[m, n] = A[m, k] B[n, k]^T, the Linear forward, at m rows of A (a decode
+// step has one per sequence) with B the small config's MLP up-projection
+// [4d, d]: gemm(), which takes the few-rows kernel up to cpu::kFewRows rows,
+// against Eigen's blocked GEMM alone. The crossover sets kFewRows.
+void gemm_abt(benchmark::State& state, bool blocked) {
+  const index_t m = state.range(0), d = bench::kSmall.d_model, n = 4 * d;
+  Cpu cpu;
+  const Tf a = random_tensor(Shape{m, d}, 1), b = random_tensor(Shape{n, d}, 2);
+  Tf c(Shape{m, n});
+  for (auto _ : state) {
+    if (blocked) {
+      cpu::matrix(c.data(), m, n).noalias() =
+          cpu::matrix(a.data(), m, d) * cpu::matrix(b.data(), n, d).transpose();
+    } else {
+      cpu::gemm(cpu, false, true, m, n, d, T(1), a.data(), d, b.data(), d, T(0), c.data(), n);
+    }
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["flops"] =
+      benchmark::Counter(double(2 * m * n * d), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 const bool registered = [] {
+  for (bool blocked : {false, true})
+    benchmark::RegisterBenchmark(blocked ? "GemmAbt/eigen_blocked" : "GemmAbt/gemm",
+                                 [blocked](benchmark::State& s) { gemm_abt(s, blocked); })
+        ->ArgName("m")
+        ->Arg(1)
+        ->Arg(4)
+        ->Arg(8)
+        ->Arg(16)
+        ->Arg(32)
+        ->Arg(64)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+
   for (const auto& b : {bench::kTiny, bench::kSmall}) {
     for (const auto& [name, factory] : op_table())
       benchmark::RegisterBenchmark((name + "/" + b.name).c_str(),

@@ -135,6 +135,30 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward", "[nn
   }
 }
 
+TEST_CASE("forward_last gives the last position's logits of the full forward", "[nn]") {
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    DYNAMIC_SECTION(flavour_name(f)) {
+      const auto config = tiny_config(f, 17, 12, 16);
+      TransformerLM<Cpu, float> lm(config, 13);
+      LmActivations<float, Cpu> full, last;
+      const index_t batch = 3, t = 7, v = config.vocab_size;
+      auto tokens = token_batch(batch, t, v, 14);
+      const auto logits =
+          to_host(lm.backend(), ConstView<float, Cpu>(lm.forward(tokens.view(), full)));
+      auto out = lm.forward_last(tokens.view(), last);
+      REQUIRE(out.shape() == Shape{batch, 1, v});
+      for (index_t b = 0; b < batch; ++b)
+        for (index_t c = 0; c < v; ++c)
+          REQUIRE(out.data()[b * v + c] ==
+                  Approx(logits.data()[(b * t + t - 1) * v + c]).margin(1e-5));
+      // Only the last position was projected: there is no loss to take.
+      Tensor<std::int32_t, Cpu> targets(Shape{batch * t});
+      for (index_t i = 0; i < targets.size(); ++i) targets.data()[i] = 0;
+      REQUIRE_THROWS_AS(lm.loss(last, targets.view()), nla::Error);
+    }
+  }
+}
+
 namespace {
 
 // Trains on one fixed batch; returns the loss of every step.

@@ -269,6 +269,11 @@ Action add_train(CLI::App& app) {
         if (st.metadata.value("phase", "") != "sft")
           throw UsageError("--resume: the checkpoint in " + a.out + " is not of the sft phase");
         first = index_t(st.step);
+        if (first >= a.sft.steps)
+          throw UsageError(fmt::format(
+              "--resume: the warm start in {} already ran {} of --steps {}; raise --steps to "
+              "train on",
+              a.out, first, a.sft.steps));
         std::cerr << fmt::format("resuming the warm start at step {}\n", first);
       }
       Progress progress(a.sft.steps, "ex");
@@ -297,6 +302,9 @@ Action add_train(CLI::App& app) {
     }
     TrainArgs& a = *r;
     a.rl.seed = a.stack.seed;
+    if (!fs::exists(checkpoint_dir(a)))
+      throw UsageError("no warm-start checkpoint in " + a.out + ": run `nla train sft --out " +
+                       a.out + "` first");
     Run run = open_run(a);
     const NlaCheckpointState st =
         load_nla_checkpoint(checkpoint_dir(a), *run.stack->encoder, *run.stack->decoder);
@@ -308,6 +316,10 @@ Action add_train(CLI::App& app) {
                          " is already of the rl phase: pass "
                          "--resume to continue it");
       first = index_t(st.step);
+      if (first >= a.rl.steps)
+        throw UsageError(fmt::format(
+            "--resume: RL in {} already ran {} of --steps {}; raise --steps to train on", a.out,
+            first, a.rl.steps));
       std::cerr << fmt::format("resuming RL at step {}\n", first);
     } else if (phase == "sft") {
       run.stack->encoder->reset_reference();  // the KL reference is the warm-started AV

@@ -36,11 +36,15 @@ expect 2 "A subcommand is required|subcommand" -- "$nla"
 # The pipeline on the synthetic world's smoke target.
 expect 0 '"command":"extract","count":[1-9]' -- \
   "$nla" extract --model "$world" --world-seed 5 --out acts --documents 12
+expect 2 'no warm-start checkpoint in fresh: run `nla train sft --out fresh` first' -- \
+  "$nla" train rl --model "$world" --data acts --out fresh --steps 2 --batch 2 --group 4
 expect 0 '"command":"train sft"' -- \
   "$nla" train sft --model "$world" --data acts --out run --steps 4 --batch 4 \
   --checkpoint-every 2 --withhold rhyme --seed 3
 echo '{"steps": 6, "batch": 4, "checkpoint-every": 2}' > sft.json
 expect 0 '"command":"train sft".*"steps":6' -- \
+  "$nla" train sft --model "$world" --data acts --out run --config sft.json --resume --seed 3
+expect 2 'already ran 6 of --steps 6; raise --steps' -- \
   "$nla" train sft --model "$world" --data acts --out run --config sft.json --resume --seed 3
 expect 0 '"command":"train rl".*"steps":2' -- \
   "$nla" train rl --model "$world" --data acts --out run --steps 2 --batch 2 --group 4 \
@@ -48,6 +52,9 @@ expect 0 '"command":"train rl".*"steps":2' -- \
 expect 2 'already of the rl phase' -- \
   "$nla" train rl --model "$world" --data acts --out run --steps 3 --batch 2 --group 4
 expect 0 '"command":"train rl".*"steps":3' -- \
+  "$nla" train rl --model "$world" --data acts --out run --steps 3 --batch 2 --group 4 \
+  --max-tokens 8 --resume
+expect 2 'RL in run already ran 3 of --steps 3' -- \
   "$nla" train rl --model "$world" --data acts --out run --steps 3 --batch 2 --group 4 \
   --max-tokens 8 --resume
 expect 0 '"claims":\[.*"explanations":\[' -- \

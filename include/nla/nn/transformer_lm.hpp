@@ -37,7 +37,9 @@ struct LmActivations {
   Tensor<std::int32_t, B> tokens, positions, targets;  // [batch * t]
   std::vector<Tensor<T, B>> streams;                   // n_layers + 1 of [batch, t, d]
   std::vector<BlockCache<T, B>> blocks;
-  Tensor<T, B> final_normed;  // [batch, t, d]
+  Tensor<std::int32_t, B> last_rows;  // [batch], forward_last's gather
+  Tensor<T, B> last_stream;           // [batch, 1, d], forward_last's final stream rows
+  Tensor<T, B> final_normed;          // [batch, t, d]
   NormCache<T, B> final_norm;
   Tensor<T, B> logits;                         // [batch, t, vocab]; dlogits after backward
   Tensor<accum_t<T>, B> row_loss, lse, dloss;  // [batch * t]
@@ -163,14 +165,28 @@ class TransformerLM {
   TensorView<T, B> forward(ConstView<std::int32_t, B> tokens, Activations& a,
                            const HookList* hooks = nullptr, KvCache<T, B>* kv = nullptr) {
     auto x = forward_stream(tokens, config_.n_layers, a, hooks, kv);
-    const index_t batch = a.batch, t = a.time, n = batch * t, d = config_.d_model;
-    a.final_normed.resize(Shape{batch, t, d});
-    a.logits.resize(Shape{batch, t, config_.vocab_size});
-    final_norm_.forward(backend_, params_, a.final_normed.view(), x, a.final_norm);
-    linear_forward(backend_, a.logits.view().reshape(Shape{n, config_.vocab_size}),
-                   a.final_normed.view().reshape(Shape{n, d}), params_.value(head_),
-                   TensorView<const T, B>());
-    return a.logits.view();
+    return project_to_vocabulary(x, a);
+  }
+
+  // tokens: [batch, t] -> logits of each row's last position: [batch, 1, vocab].
+  // A sampler needs nothing else, and the vocabulary projection is the
+  // largest product of a prefill ([batch * t, d] x [d, vocab] otherwise).
+  // For t > 1 loss() refuses the result: there is nothing to backpropagate.
+  TensorView<T, B> forward_last(ConstView<std::int32_t, B> tokens, Activations& a,
+                                const HookList* hooks = nullptr, KvCache<T, B>* kv = nullptr) {
+    auto x = forward_stream(tokens, config_.n_layers, a, hooks, kv);
+    const index_t batch = a.batch, t = a.time, d = config_.d_model;
+    if (t == 1) return project_to_vocabulary(x, a);
+    // Row b * t + t - 1 of the [batch * t, d] stream, gathered by the
+    // embedding lookup (a row gather on every backend).
+    host_positions_.resize(static_cast<std::size_t>(batch));
+    for (index_t b = 0; b < batch; ++b) host_positions_[b] = std::int32_t(b * t + t - 1);
+    a.last_rows.resize(Shape{batch});
+    from_host(backend_, a.last_rows.view(), host_positions_.data());
+    a.last_stream.resize(Shape{batch, 1, d});
+    embedding_forward(backend_, a.last_stream.view().reshape(Shape{batch, d}), a.last_rows.view(),
+                      ConstView<T, B>(x.reshape(Shape{batch * t, d})));
+    return project_to_vocabulary(a.last_stream.view(), a);
   }
 
   // Weighted mean cross-entropy of the last forward's logits against targets
@@ -250,6 +266,18 @@ class TransformerLM {
   }
 
  private:
+  // x: [batch, t, d] final stream -> logits [batch, t, vocab] in a.logits.
+  TensorView<T, B> project_to_vocabulary(TensorView<T, B> x, Activations& a) {
+    const index_t batch = x.shape()[0], t = x.shape()[1], n = batch * t, d = config_.d_model;
+    a.final_normed.resize(Shape{batch, t, d});
+    a.logits.resize(Shape{batch, t, config_.vocab_size});
+    final_norm_.forward(backend_, params_, a.final_normed.view(), x, a.final_norm);
+    linear_forward(backend_, a.logits.view().reshape(Shape{n, config_.vocab_size}),
+                   a.final_normed.view().reshape(Shape{n, d}), params_.value(head_),
+                   TensorView<const T, B>());
+    return a.logits.view();
+  }
+
   const RopeTable<T, B>* rope() const {
     return config_.flavour == Flavour::Llama ? &rope_ : nullptr;
   }

@@ -87,7 +87,8 @@ class Generator {
       kv_.reset();
     }
 
-    // Feed positions [past, past + t) of every row; returns logits [batch, t, vocab].
+    // Feed positions [past, past + t) of every row; returns the logits of the
+    // last one, [batch, 1, vocab].
     auto run = [&](index_t past, index_t t) {
       tokens_.resize(Shape{batch, t});
       host_tokens_.resize(static_cast<std::size_t>(batch * t));
@@ -95,7 +96,7 @@ class Generator {
         std::copy_n(text[b].begin() + past, t, host_tokens_.begin() + b * t);
       from_host(model_->backend(), tokens_.view(), host_tokens_.data());
       const Hooks<T, B>* h = hooks ? hooks(batch, past, t) : nullptr;
-      return model_->forward(tokens_.view(), acts_, h, options.use_kv_cache ? &kv_ : nullptr);
+      return model_->forward_last(tokens_.view(), acts_, h, options.use_kv_cache ? &kv_ : nullptr);
     };
 
     TensorView<T, B> logits = run(0, min_len);

@@ -75,20 +75,26 @@ void sampling_distribution(const T* logits, index_t vocab, const SamplingOptions
     if (model_log_probs[i] == kMasked) continue;
     if (z > max) max = z, argmax = i;
   }
+  // exp(z - max) gives the model's log-softmax and, at temperature 1 (the
+  // RL default), the sampling distribution too: one exp per token, not two.
   double sum = 0;
   for (index_t i = 0; i < vocab; ++i)
-    if (model_log_probs[i] != kMasked) sum += std::exp(double(logits[i]) - max);
+    if (model_log_probs[i] != kMasked) sum += probs[i] = std::exp(double(logits[i]) - max);
   const double lse = max + std::log(sum);
   for (index_t i = 0; i < vocab; ++i)
     if (model_log_probs[i] != kMasked) model_log_probs[i] = double(logits[i]) - lse;
   if (o.temperature == 0) {
+    probs.assign(vocab, 0.0);
     probs[argmax] = 1.0;
     return;
   }
-  double tsum = 0;
-  for (index_t i = 0; i < vocab; ++i)
-    if (model_log_probs[i] != kMasked)
-      tsum += probs[i] = std::exp((double(logits[i]) - max) / o.temperature);
+  double tsum = sum;
+  if (o.temperature != 1) {
+    tsum = 0;
+    for (index_t i = 0; i < vocab; ++i)
+      if (model_log_probs[i] != kMasked)
+        tsum += probs[i] = std::exp((double(logits[i]) - max) / o.temperature);
+  }
   for (auto& p : probs) p /= tsum;
   const bool top_k = o.top_k > 0 && o.top_k < vocab;
   if (!top_k && o.top_p >= 1) return;

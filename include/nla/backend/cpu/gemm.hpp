@@ -3,10 +3,15 @@
 // linear layer and attention product is built from:
 //   C[m, n] = alpha * op(A) op(B) + beta * C,  op(X) = X or X^T.
 // Eigen's blocked GEMM does the work (multithreaded with OpenMP unless called
-// from inside a parallel region, where it stays on the calling thread).
+// from inside a parallel region, where it stays on the calling thread), except
+// for A B^T with at most kFewRows rows of A (a Linear layer in a decode step),
+// which reads B in place (few_rows_gemm.hpp).
+
+#include <type_traits>
 
 #include "nla/backend/cpu/cpu.hpp"
 #include "nla/backend/cpu/eigen.hpp"
+#include "nla/backend/cpu/few_rows_gemm.hpp"
 
 namespace nla {
 namespace cpu {
@@ -21,6 +26,12 @@ void gemm(Cpu&, bool transpose_a, bool transpose_b, index_t m, index_t n, index_
     C *= beta;
   }
   if (k == 0) return;
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (!transpose_a && transpose_b && m <= kFewRows) {
+      gemm_few_rows_bt(m, n, k, alpha, a, lda, b, ldb, c, ldc);
+      return;
+    }
+  }
   // A is stored [m, k] (or [k, m] when transposed); likewise B.
   const auto A = matrix(a, transpose_a ? k : m, transpose_a ? m : k, lda);
   const auto B = matrix(b, transpose_b ? n : k, transpose_b ? k : n, ldb);

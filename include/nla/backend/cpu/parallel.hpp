@@ -16,21 +16,38 @@
 namespace nla {
 namespace cpu {
 
+// Whether a loop of `work` flops should wake a team. Never from inside a
+// parallel region (nested teams are serialised anyway, and even a team of one
+// costs a microsecond to enter, which the thousands of per-head products of a
+// decode step would pay), nor with one thread.
+inline bool worth_a_team(index_t work) {
+#if defined(_OPENMP)
+  return work >= 32768 && omp_get_level() == 0 && omp_get_max_threads() > 1;
+#else
+  (void)work;
+  return false;
+#endif
+}
+
 // f(i) for i in [0, n); `work` is a rough cost of one i in flops.
 template <class F>
 void parallel_for(index_t n, index_t work, F&& f) {
-  const bool parallel = n > 1 && n * work >= 32768;
-  (void)parallel;
-#pragma omp parallel for schedule(static) if (parallel)
+  if (n < 2 || !worth_a_team(n * work)) {
+    for (index_t i = 0; i < n; ++i) f(i);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (index_t i = 0; i < n; ++i) f(i);
 }
 
 // f(begin, end) over contiguous chunks of [0, n), one per thread.
 template <class F>
 void parallel_chunks(index_t n, F&& f) {
-  const bool parallel = n >= 32768;
-  (void)parallel;
-#pragma omp parallel if (parallel)
+  if (!worth_a_team(n)) {
+    if (n > 0) f(0, n);
+    return;
+  }
+#pragma omp parallel
   {
 #if defined(_OPENMP)
     const index_t threads = omp_get_num_threads(), id = omp_get_thread_num();
