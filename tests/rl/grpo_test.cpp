@@ -36,11 +36,11 @@ TEST_CASE("KL estimators have their known values and k1, k3 are unbiased", "[rl]
     double expected = 0, expected_k2 = 0;
     for (std::size_t i = 0; i < p.size(); ++i) {
       GrpoBatch b;
-      b.logp = {std::log(p[i])};
+      b.logp.assign(1, std::log(p[i]));
       b.old_logp = b.logp;
-      b.ref_logp = {std::log(q[i])};
+      b.ref_logp.assign(1, std::log(q[i]));
       b.offsets = {0, 1};
-      b.advantages = {0.0};
+      b.advantages.assign(1, 0.0);
       const auto l = grpo_loss(b, o);
       expected += p[i] * l.kl;
       const double delta = std::log(q[i] / p[i]);
