@@ -80,6 +80,84 @@ class DeviceOnly final : public Communicator {
 };
 }  // namespace
 
+namespace {
+// Rank 0 of two whose peer holds the same fp32 gradients: all_reduce_sum
+// doubles. Records where every all-reduce started, and from where the
+// gradients were final at that moment.
+class MirrorPeer final : public Communicator {
+ public:
+  struct Start {
+    index_t offset, count, final_from;
+  };
+  const float* base = nullptr;
+  const index_t* final_from = nullptr;
+  std::vector<Start> starts;
+
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  MemorySpace memory() const override { return MemorySpace::Host; }
+  std::string name() const override { return "mirror"; }
+  void all_reduce_sum(void* data, index_t count, DataType type) override {
+    NLA_CHECK(type == DataType::F32, "MirrorPeer", "fp32 only");
+    float* x = static_cast<float*>(data);
+    starts.push_back({index_t(x - base), count, *final_from});
+    for (index_t i = 0; i < count; ++i) x[i] *= 2;
+  }
+  void broadcast(void*, index_t, DataType, int) override {}
+  void all_gather(const void*, void*, const std::vector<index_t>&, DataType) override {}
+  void barrier() override {}
+  Communicator& host() override { return single_process(); }
+};
+}  // namespace
+
+TEST_CASE("gradient buckets leave during the backward pass, top first, once final", "[dist]") {
+  MirrorPeer peer;
+  DataParallelOptions o;
+  o.bucket_elements = 100;
+  const DataParallel dp(peer, o);
+  TransformerLM<Cpu, float> lm(TransformerConfig::gpt2(17, 12, 16, 3, 2), 5);
+  LmActivations<float, Cpu> acts;
+  Tensor<std::int32_t, Cpu> tokens(Shape{2, 6}), targets(Shape{12});
+  for (index_t i = 0; i < 12; ++i) {
+    tokens.data()[i] = std::int32_t((5 * i + 1) % 17);
+    targets.data()[i] = std::int32_t((3 * i + 2) % 17);
+  }
+  const auto pass = [&](const GradientsFinal& on_final) {
+    lm.forward(tokens.view(), acts);
+    lm.loss(acts, targets.view());
+    lm.zero_grad();
+    lm.backward(acts, nullptr, on_final);
+  };
+  pass({});
+  const index_t n = lm.parameters().size();
+  const std::vector<float> plain(lm.parameters().grads().data(),
+                                 lm.parameters().grads().data() + n);
+  index_t final_from = n;
+  peer.base = lm.parameters().grads().data();
+  peer.final_from = &final_from;
+  dp.backward_and_reduce(lm.backend(), lm.parameters(), 0.5, [&](const GradientsFinal& on_final) {
+    pass([&](index_t first) {
+      final_from = first;
+      on_final(first);
+    });
+  });
+  // Fixed buckets [100 k, 100 (k + 1)), top first, each once it was final.
+  REQUIRE(peer.starts.size() == std::size_t((n + 99) / 100));
+  index_t end = n;
+  for (const auto& s : peer.starts) {
+    REQUIRE(s.offset + s.count == end);
+    REQUIRE(s.offset % 100 == 0);
+    REQUIRE(s.offset >= s.final_from);
+    end = s.offset;
+  }
+  REQUIRE(end == 0);
+  // Most of them left while lower blocks were still computing.
+  REQUIRE(peer.starts[peer.starts.size() / 2].final_from > 0);
+  // 2 x (0.5 g): the plain gradient bit for bit.
+  for (index_t i = 0; i < n; ++i) REQUIRE(lm.parameters().grads().data()[i] == plain[i]);
+  REQUIRE(dp.communication().collectives == index_t(peer.starts.size()));
+}
+
 TEST_CASE("DataParallel refuses a communicator for the other memory space", "[dist]") {
   DeviceOnly device;
   const DataParallel dp(device);

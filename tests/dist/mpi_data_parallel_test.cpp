@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "dist/mpi_world.hpp"
@@ -158,6 +159,41 @@ TEST_CASE("rank-ordered all-reduce sums in rank order on every rank", "[mpi]") {
   std::vector<double> y(100, double(me + 1));
   all_reduce_sum(native, y.data(), 100);
   for (double v : y) REQUIRE(v == Approx(w * (w + 1) / 2.0));
+}
+
+TEST_CASE("started all-reduces run together and equal blocking ones, waited in any order",
+          "[mpi]") {
+  MpiCommunicator& ordered = world();
+  MpiCommunicator native(MpiCommunicator::Reduction::Native);
+  const int w = ordered.size(), me = ordered.rank();
+  for (MpiCommunicator* comm : {&ordered, &native}) {
+    DYNAMIC_SECTION(comm->name()) {
+      // Buffers of different sizes and types, a blocking collective started
+      // between them, waits in reverse order.
+      std::vector<std::vector<float>> started, blocking;
+      for (index_t n : {1000, 7, 0, 333, 2048}) {
+        std::vector<float> x(static_cast<std::size_t>(n));
+        for (index_t i = 0; i < n; ++i) x[i] = 0.1f * float(me + 1) + 1e-3f * float(i % 97);
+        started.push_back(x);
+        blocking.push_back(x);
+      }
+      std::vector<double> d(5, me + 1.0);
+      std::vector<std::unique_ptr<PendingCollective>> pending;
+      for (std::size_t k = 0; k < started.size(); ++k) {
+        pending.push_back(comm->start_all_reduce_sum(started[k].data(), index_t(started[k].size()),
+                                                     DataType::F32));
+        if (k == 2) all_reduce_sum(*comm, d.data(), 5);
+        pending.front()->progress();
+      }
+      for (auto it = pending.rbegin(); it != pending.rend(); ++it) (*it)->wait();
+      for (auto& p : pending) REQUIRE(p->progress());
+      for (auto& x : blocking) all_reduce_sum(*comm, x.data(), index_t(x.size()));
+      for (std::size_t k = 0; k < started.size(); ++k)
+        for (std::size_t i = 0; i < started[k].size(); ++i)
+          REQUIRE(started[k][i] == blocking[k][i]);
+      for (double v : d) REQUIRE(v == w * (w + 1) / 2.0);
+    }
+  }
 }
 
 TEST_CASE("broadcast, variable all-gather and barrier", "[mpi]") {

@@ -1,4 +1,5 @@
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -131,6 +132,49 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward", "[nn
       Tensor<std::int32_t, Cpu> more(Shape{batch, config.context_length});
       for (index_t i = 0; i < more.size(); ++i) more.data()[i] = 0;
       REQUIRE_THROWS_AS(lm.forward(more.view(), step, nullptr, &cache), nla::Error);
+    }
+  }
+}
+
+TEST_CASE("backward reports, top block first, from where the gradients are final", "[nn][dist]") {
+  // What DataParallel relies on to all-reduce a bucket during the pass: when
+  // on_final(first) is heard, no later step changes a gradient in [first, n).
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {  // tied head; untied head at the end
+    DYNAMIC_SECTION(flavour_name(f)) {
+      const auto config = tiny_config(f, 17, 12, 16);
+      TransformerLM<Cpu, float> lm(config, 3);
+      LmActivations<float, Cpu> acts;
+      const auto tokens = token_batch(2, 6, config.vocab_size, 4);
+      Tensor<std::int32_t, Cpu> targets(Shape{12});
+      for (index_t i = 0; i < 12; ++i) targets.data()[i] = tokens.data()[(i + 1) % 12];
+      const index_t n = lm.parameters().size();
+      const float* g = lm.parameters().grads().data();
+      std::vector<std::pair<index_t, std::vector<float>>> heard;
+      const auto snapshot = [&](index_t first) {
+        heard.emplace_back(first, std::vector<float>(g + first, g + n));
+      };
+      lm.forward(tokens.view(), acts);
+      lm.loss(acts, targets.view());
+      lm.zero_grad();
+      lm.backward(acts, nullptr, snapshot);
+      // Once per block and once before the first block: the suffix grows.
+      REQUIRE(heard.size() == std::size_t(config.n_layers + 2));
+      REQUIRE(heard.front().first > heard[1].first);
+      REQUIRE(heard.back().first == 0);
+      for (std::size_t k = 1; k < heard.size(); ++k) REQUIRE(heard[k].first < heard[k - 1].first);
+      for (const auto& [first, values] : heard)
+        REQUIRE(std::memcmp(values.data(), g + first, values.size() * sizeof(float)) == 0);
+      // The truncated pass of the reconstructor: blocks past the cut are
+      // final (zero) from the start.
+      heard.clear();
+      auto stream = lm.forward_stream(tokens.view(), 1, acts);
+      Tensor<float, Cpu> dstream(stream.shape());
+      fill(lm.backend(), dstream.view(), 0.5f);
+      lm.zero_grad();
+      lm.backward_stream(acts, dstream.view(), nullptr, snapshot);
+      REQUIRE(heard.size() == 3);
+      for (const auto& [first, values] : heard)
+        REQUIRE(std::memcmp(values.data(), g + first, values.size() * sizeof(float)) == 0);
     }
   }
 }

@@ -128,8 +128,8 @@ class Reconstructor {
   }
 
   // Accumulates gradients of the last loss() into the truncated model's and
-  // the head's parameters.
-  void backward(Cache& c) {
+  // the head's parameters; on_final hears about the model's flat buffer.
+  void backward(Cache& c, const GradientsFinal& on_final = {}) {
     const index_t batch = c.pred.shape()[0], d = dim(), t = c.lm.time;
     c.dhidden.resize(Shape{batch, d});
     head_.backward(lm_.backend(), head_params_, c.dhidden.view(), c.dpred.view(), c.hidden.view());
@@ -138,7 +138,7 @@ class Reconstructor {
     for (index_t b = 0; b < batch; ++b)
       copy_rows(lm_.backend(), c.dstream.data() + (b * t + c.read[b]) * d, d,
                 static_cast<const T*>(c.dhidden.data() + b * d), d, 1, d);
-    lm_.backward_stream(c.lm, c.dstream.view());
+    lm_.backward_stream(c.lm, c.dstream.view(), nullptr, on_final);
   }
 
   void zero_grad() {

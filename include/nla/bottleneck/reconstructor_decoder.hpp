@@ -122,16 +122,21 @@ class ReconstructorDecoder {
   void learn() {
     NLA_CHECK(has_step_, "ReconstructorDecoder::learn", "call decode(..., train = true) first");
     has_step_ = false;
-    data_parallel_.run_local("ReconstructorDecoder::learn", [&] {
-      ar_->zero_grad();
-      ar_->backward(cache_);
-    });
+    // The loss was agreed on in decode(); ranks hold equal slices, so each
+    // gradient weighs 1 / size. The model's buckets leave during the
+    // backward pass, the head's (small) after it.
     auto& backend = ar_->model().backend();
-    const double lr = options_.adamw.lr;
-    grad_norm_ = data_parallel_.update(backend, ar_->model().parameters(), optimizer_, lr,
-                                       options_.clip_norm);
-    head_grad_norm_ = data_parallel_.update(backend, ar_->head_parameters(), head_optimizer_,
-                                            lr * options_.head_lr_multiplier, options_.clip_norm);
+    const double lr = options_.adamw.lr, share = 1.0 / data_parallel_.size();
+    ar_->zero_grad();
+    data_parallel_.backward_and_reduce(
+        backend, ar_->model().parameters(), share,
+        [&](const GradientsFinal& on_final) { ar_->backward(cache_, on_final); });
+    data_parallel_.backward_and_reduce(backend, ar_->head_parameters(), share,
+                                       [](const GradientsFinal&) {});
+    grad_norm_ = data_parallel_.apply(backend, ar_->model().parameters(), optimizer_, lr,
+                                      options_.clip_norm);
+    head_grad_norm_ = data_parallel_.apply(backend, ar_->head_parameters(), head_optimizer_,
+                                           lr * options_.head_lr_multiplier, options_.clip_norm);
     learned_loss_ = data_parallel_.sum({loss_ / data_parallel_.size()})[0];
   }
 

@@ -221,7 +221,9 @@ class Verbalizer {
   }
 
   // Parameter gradients accumulate; c.dinjected receives d loss / d injected.
-  void backward(Cache& c) { lm_.backward(c.lm, &c.hooks); }
+  void backward(Cache& c, const GradientsFinal& on_final = {}) {
+    lm_.backward(c.lm, &c.hooks, on_final);
+  }
 
  private:
   struct CloneTag {};

@@ -175,18 +175,14 @@ class VerbalizerEncoder {
       reference_cache_.lm.has_loss = false;
       policy_->inject(injected, cache_);
     });
-    auto& model = policy_->model();
     for (int epoch = 0; epoch < options_.epochs; ++epoch) {
       data_parallel_.run_local(op, [&] {
         policy_->teacher_forced(cache_, actions);
         gb.logp = policy_->token_logprobs(cache_);
         last = grpo_loss(gb, options_.grpo);
         policy_->set_logprob_gradient(cache_, last.dlogp);
-        model.zero_grad();
-        policy_->backward(cache_);
       });
-      grad_norm_ = data_parallel_.update(model.backend(), model.parameters(), optimizer_,
-                                         options_.adamw.lr, options_.clip_norm);
+      grad_norm_ = learn_from_backward(options_.adamw.lr);
     }
     // Sums over all ranks' messages; the per-token means are means of the
     // ranks' means (slices are equal).
@@ -216,15 +212,10 @@ class VerbalizerEncoder {
   // the mean over ranks.
   double learn_supervised(const ActivationBatch& batch,
                           const std::vector<std::vector<std::int32_t>>& explanations, double lr) {
-    auto& model = policy_->model();
     double loss = 0;
-    data_parallel_.run_local("VerbalizerEncoder::learn_supervised", [&] {
-      loss = supervised_loss(batch, explanations);
-      model.zero_grad();
-      policy_->backward(cache_);
-    });
-    grad_norm_ = data_parallel_.update(model.backend(), model.parameters(), optimizer_, lr,
-                                       options_.clip_norm);
+    data_parallel_.run_local("VerbalizerEncoder::learn_supervised",
+                             [&] { loss = supervised_loss(batch, explanations); });
+    grad_norm_ = learn_from_backward(lr);
     return data_parallel_.sum({loss / data_parallel_.size()})[0];
   }
 
@@ -249,6 +240,18 @@ class VerbalizerEncoder {
   void set_next_stream(std::uint64_t s) { next_stream_ = s; }
 
  private:
+  // The policy's last loss -> backward, its all-reduce overlapped -> clip ->
+  // AdamW at lr. Ranks hold equal slices: each gradient weighs 1 / size.
+  double learn_from_backward(double lr) {
+    auto& model = policy_->model();
+    model.zero_grad();
+    data_parallel_.backward_and_reduce(
+        model.backend(), model.parameters(), 1.0 / data_parallel_.size(),
+        [&](const GradientsFinal& on_final) { policy_->backward(cache_, on_final); });
+    return data_parallel_.apply(model.backend(), model.parameters(), optimizer_, lr,
+                                options_.clip_norm);
+  }
+
   Verbalizer<B, T>* policy_;
   Verbalizer<B, T> reference_;
   VerbalizerEncoderOptions options_;

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,24 @@ inline std::size_t size_of(DataType t) {
 // Where a communicator's buffers live: host memory (MPI) or the GPU (NCCL).
 enum class MemorySpace { Host, Device };
 
+// A collective that was started and may still be running: its buffer must
+// stay untouched until wait() returns. progress() advances it without
+// blocking (MPI moves non-blocking collectives only inside MPI calls) and
+// says whether it is complete.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  virtual bool progress() = 0;
+  virtual void wait() = 0;
+};
+
+// The pending form of a collective that already completed.
+class CompletedCollective final : public PendingCollective {
+ public:
+  bool progress() override { return true; }
+  void wait() override {}
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -88,6 +107,14 @@ class Communicator {
   // data[i] = sum over ranks of data[i], identical on every rank. count
   // elements of `type`; bf16 sums in fp32 and rounds once.
   virtual void all_reduce_sum(void* data, index_t count, DataType type) = 0;
+  // all_reduce_sum, started: it may still run while the caller computes
+  // (gradient buckets during the backward pass). Every rank must start its
+  // collectives in the same order. By default it completes before returning.
+  virtual std::unique_ptr<PendingCollective> start_all_reduce_sum(void* data, index_t count,
+                                                                  DataType type) {
+    all_reduce_sum(data, count, type);
+    return std::make_unique<CompletedCollective>();
+  }
   // data = root's data on every rank.
   virtual void broadcast(void* data, index_t count, DataType type, int root) = 0;
   // recv = the concatenation, in rank order, of every rank's `send`;

@@ -5,7 +5,11 @@
 //   g = sum_r (w_r / sum_s w_s) g_r        w_r: rank r's weight (1, or its token count)
 //
 // is all-reduced in buckets, clipped by its global norm and applied by the
-// same optimiser step on every rank, so the replicas stay identical. With
+// same optimiser step on every rank, so the replicas stay identical.
+// backward_and_reduce starts each bucket's all-reduce as soon as the
+// backward pass has finished the layers it holds (the top layers' buckets
+// travel while the lower layers compute); reduce_gradients reduces after a
+// finished pass. Both give the same sums bit for bit. With
 // the rank-ordered reduction of MpiCommunicator, w ranks with batch B give
 // bit for bit what one process gives when it sums the gradients of w
 // micro-batches of B in order (tests/dist).
@@ -45,15 +49,15 @@ namespace nla {
 // Time and volume of the gradient and parameter collectives since the last
 // reset, shared by every copy of a DataParallel (the trainers hold copies).
 struct CommunicationStats {
-  double seconds = 0;
-  double bytes = 0;  // per rank, as handed to the communicator
+  double seconds = 0;  // spent in the communicator's calls: what overlap did not hide
+  double bytes = 0;    // per rank, as handed to the communicator
   index_t collectives = 0;
 };
 
 struct DataParallelOptions {
-  // Elements per gradient all-reduce: bounds the communicator's staging
-  // memory (16 MB of fp32). Buckets run one after another once the backward
-  // pass is done; overlapping them with it is not implemented.
+  // Elements per gradient all-reduce (16 MB of fp32): bounds the
+  // communicator's staging memory, and how soon during the backward pass the
+  // first bucket can leave.
   index_t bucket_elements = index_t(1) << 22;
   bool shard_optimizer = false;  // ZeRO stage 1
 };
@@ -145,32 +149,80 @@ class DataParallel {
     optimizer = optimizer.slice(backend, mine);
   }
 
-  // g = sum_r (weight_r / sum_s weight_s) g_r on every rank.
-  template <class B, class T>
-  void reduce_gradients(B& backend, ParameterSet<T, B>& params, double weight = 1.0) const {
-    check_memory<B>();
-    NLA_CHECK(std::isfinite(weight) && weight > 0, "DataParallel::reduce_gradients",
-              "rank {} has weight {}; weights must be positive", rank(), weight);
-    if (size() == 1) return;
-    const double total = sum({weight})[0];
-    auto g = params.grads();
-    const double share = weight / total;
-    if (share != 1.0) scale(backend, g.data(), g.size(), T(share));
-    const Timer timer(*stats_, g.size() * index_t(sizeof(T)));
-    for (index_t first = 0; first < g.size(); first += options_.bucket_elements) {
-      comm_->all_reduce_sum(g.data() + first, std::min(options_.bucket_elements, g.size() - first),
-                            data_type_of<T>());
-      ++stats_->collectives;
-    }
+  // weight_r / sum_s weight_s for this rank (collective).
+  double share_of(double weight) const {
+    NLA_CHECK(std::isfinite(weight) && weight > 0, "DataParallel",
+              "rank {} has weight {}; "
+              "weights must be positive",
+              rank(), weight);
+    return size() == 1 ? 1.0 : weight / sum({weight})[0];
   }
 
-  // One data-parallel update: reduce the gradients, clip them by their
-  // global norm, step, and (sharded) gather the updated parameters. Returns
-  // the norm before clipping, identical on every rank.
+  // g = sum_r (weight_r / sum_s weight_s) g_r on every rank, after the
+  // backward pass.
+  template <class B, class T>
+  void reduce_gradients(B& backend, ParameterSet<T, B>& params, double weight = 1.0) const {
+    backward_and_reduce(backend, params, share_of(weight), [](const GradientsFinal&) {});
+  }
+
+  // Runs backward(on_final), a backward pass into params' gradients that
+  // calls on_final(first) whenever the gradients [first, n) are final, and
+  // meanwhile reduces them: each bucket inside [first, n) is scaled by this
+  // rank's share and its all-reduce started, top bucket first; what is left
+  // starts when the pass returns. On return g = sum_r share_r g_r on every
+  // rank. Buckets are the fixed ranges [k b, (k + 1) b), started in the same
+  // order on every rank whatever the pass reports, so the sums do not depend
+  // on it. An exception from the pass leaves the other ranks waiting (their
+  // timeout ends the job): agree on the forward pass and the loss first
+  // (run_local); the backward pass adds no error of the input's.
+  template <class B, class T, class Backward>
+  void backward_and_reduce(B& backend, ParameterSet<T, B>& params, double share,
+                           Backward&& backward) const {
+    check_memory<B>();
+    if (size() == 1) {
+      backward(GradientsFinal());
+      return;
+    }
+    NLA_CHECK(std::isfinite(share) && share > 0 && share <= 1, "DataParallel::backward_and_reduce",
+              "rank {} has share {}; shares lie in (0, 1]", rank(), share);
+    auto g = params.grads();
+    const index_t bucket = options_.bucket_elements;
+    index_t started = g.size();  // buckets from here to the end have started
+    std::vector<std::unique_ptr<PendingCollective>> pending;
+    const auto start_final = [&](index_t first) {
+      const Timer timer(*stats_, 0);
+      while (started > 0) {
+        const index_t lo = (started - 1) / bucket * bucket;
+        if (lo < first) break;
+        if (share != 1.0) scale(backend, g.data() + lo, started - lo, T(share));
+        pending.push_back(
+            comm_->start_all_reduce_sum(g.data() + lo, started - lo, data_type_of<T>()));
+        stats_->bytes += double((started - lo) * index_t(sizeof(T)));
+        ++stats_->collectives;
+        started = lo;
+      }
+      for (auto& p : pending) p->progress();
+    };
+    backward(GradientsFinal(start_final));
+    start_final(0);
+    const Timer timer(*stats_, 0);
+    for (auto& p : pending) p->wait();
+  }
+
+  // One data-parallel update: reduce the gradients, then apply them.
   template <class B, class T>
   double update(B& backend, ParameterSet<T, B>& params, AdamW<B, T>& optimizer, double lr,
                 double clip_norm, double weight = 1.0) const {
     reduce_gradients(backend, params, weight);
+    return apply(backend, params, optimizer, lr, clip_norm);
+  }
+
+  // Reduced gradients: clip them by their global norm, step, and (sharded)
+  // gather the updated parameters. Returns the norm before clipping,
+  // identical on every rank.
+  template <class B, class T>
+  double apply(B& backend, ParameterSet<T, B>& params, AdamW<B, T>& optimizer, double lr,
+               double clip_norm) const {
     const double norm = clip_grad_norm(backend, params, clip_norm);
     optimizer.step(backend, params, lr);
     if (optimizer.sharded()) gather_shards(backend, params.values().data(), params.size());

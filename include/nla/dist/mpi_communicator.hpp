@@ -14,6 +14,12 @@
 // all-reduce. Reduction::Native calls MPI_Iallreduce instead (the library's
 // fastest algorithm, whose summation order is its own).
 //
+// start_all_reduce_sum runs the same steps as a pending collective, so that
+// gradient buckets reduce while the backward pass computes. The all-to-alls
+// and the all-gathers run on two duplicates of the communicator and each
+// starts in ticket (start) order on every rank, so that every rank matches
+// the same operations however their completions interleave.
+//
 // Every collective is non-blocking and polled against the timeout: a rank
 // whose peers stopped calling collectives (an exception, a crash, a
 // deadlock) prints which collective it was waiting in and aborts the job,
@@ -31,6 +37,8 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
+#include <list>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -59,8 +67,10 @@ class MpiCommunicator final : public Communicator {
                 "MpiCommunicator", "MPI_Init_thread failed");
       owns_mpi_ = true;
     }
-    NLA_CHECK(MPI_Comm_dup(comm, &comm_) == MPI_SUCCESS, "MpiCommunicator", "MPI_Comm_dup failed");
-    MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
+    for (MPI_Comm* c : {&comm_, &gather_comm_}) {
+      NLA_CHECK(MPI_Comm_dup(comm, c) == MPI_SUCCESS, "MpiCommunicator", "MPI_Comm_dup failed");
+      MPI_Comm_set_errhandler(*c, MPI_ERRORS_RETURN);
+    }
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
   }
@@ -68,6 +78,7 @@ class MpiCommunicator final : public Communicator {
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;
   ~MpiCommunicator() override {
     MPI_Comm_free(&comm_);
+    MPI_Comm_free(&gather_comm_);
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (owns_mpi_ && !finalized) MPI_Finalize();
@@ -82,65 +93,15 @@ class MpiCommunicator final : public Communicator {
   MPI_Comm handle() const { return comm_; }
 
   void all_reduce_sum(void* data, index_t count, DataType type) override {
-    if (size_ == 1 || count == 0) return;
-    const MPI_Datatype mt = mpi_type(type);
-    if (reduction_ == Reduction::Native && type != DataType::BF16) {
-      MPI_Request request;
-      check(MPI_Iallreduce(MPI_IN_PLACE, data, to_int(count), mt, MPI_SUM, comm_, &request),
-            "all_reduce");
-      wait(request, "all_reduce");
-      return;
-    }
-    const std::size_t bytes = size_of(type);
-    const Partition mine = partition(count, rank_, size_);
-    std::vector<int> send_counts(static_cast<std::size_t>(size_)),
-        send_displs(static_cast<std::size_t>(size_)), recv_counts(static_cast<std::size_t>(size_)),
-        recv_displs(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) {
-      const Partition p = partition(count, r, size_);
-      send_counts[r] = to_int(p.size());
-      send_displs[r] = to_int(p.first);
-      recv_counts[r] = to_int(mine.size());
-      recv_displs[r] = to_int(r * mine.size());
-    }
-    staging_.resize(static_cast<std::size_t>(size_) * std::size_t(mine.size()) * bytes);
-    MPI_Request request;
-    check(MPI_Ialltoallv(data, send_counts.data(), send_displs.data(), mt, staging_.data(),
-                         recv_counts.data(), recv_displs.data(), mt, comm_, &request),
-          "all_reduce (all-to-all)");
-    wait(request, "all_reduce (all-to-all)");
-    unsigned char* own = static_cast<unsigned char*>(data) + std::size_t(mine.first) * bytes;
-    switch (type) {
-      case DataType::F32:
-        sum_in_rank_order<float, float>(own, mine.size());
-        break;
-      case DataType::F64:
-        sum_in_rank_order<double, double>(own, mine.size());
-        break;
-      case DataType::BF16:
-        sum_in_rank_order<bf16, float>(own, mine.size());
-        break;
-      case DataType::I32:
-        sum_in_rank_order<std::int32_t, std::int32_t>(own, mine.size());
-        break;
-      case DataType::I64:
-        sum_in_rank_order<std::int64_t, std::int64_t>(own, mine.size());
-        break;
-      case DataType::U8:
-        sum_in_rank_order<std::uint8_t, std::uint8_t>(own, mine.size());
-        break;
-    }
-    std::vector<int> counts(static_cast<std::size_t>(size_)),
-        displs(static_cast<std::size_t>(size_));
-    for (int r = 0; r < size_; ++r) {
-      const Partition p = partition(count, r, size_);
-      counts[r] = to_int(p.size());
-      displs[r] = to_int(p.first);
-    }
-    check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(),
-                          mt, comm_, &request),
-          "all_reduce (all-gather)");
-    wait(request, "all_reduce (all-gather)");
+    start_all_reduce_sum(data, count, type)->wait();
+  }
+
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(void* data, index_t count,
+                                                          DataType type) override {
+    if (size_ == 1 || count == 0) return std::make_unique<CompletedCollective>();
+    if (reduction_ == Reduction::Native && type != DataType::BF16)
+      return std::make_unique<NativeSum>(*this, data, count, type);
+    return std::make_unique<RankOrderedSum>(*this, data, count, type);
   }
 
   void broadcast(void* data, index_t count, DataType type, int root) override {
@@ -201,16 +162,161 @@ class MpiCommunicator final : public Communicator {
     return int(n);
   }
 
-  // own[i] = sum over r, in order, of staging_[r][i]; Acc: the type the sum
-  // runs in (fp32 for bf16).
-  template <class E, class Acc>
-  void sum_in_rank_order(unsigned char* own, index_t n) {
-    const E* copies = reinterpret_cast<const E*>(staging_.data());
-    E* out = reinterpret_cast<E*>(own);
-    for (index_t i = 0; i < n; ++i) {
-      Acc acc = Acc(copies[i]);
-      for (int r = 1; r < size_; ++r) acc += Acc(copies[std::size_t(r) * std::size_t(n) + i]);
-      out[i] = E(acc);
+  // MPI_Iallreduce, polled.
+  class NativeSum final : public PendingCollective {
+   public:
+    NativeSum(MpiCommunicator& c, void* data, index_t count, DataType type) : c_(c) {
+      c.check(MPI_Iallreduce(MPI_IN_PLACE, data, to_int(count), mpi_type(type), MPI_SUM, c.comm_,
+                             &request_),
+              "all_reduce");
+    }
+    // A collective writes into its buffer until it completes: a pending one
+    // is finished before it goes (errors are the owner's to see in wait()).
+    ~NativeSum() override {
+      try {
+        wait();
+      } catch (...) {
+      }
+    }
+    bool progress() override {
+      int done = request_ == MPI_REQUEST_NULL;
+      if (!done) c_.check(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), "all_reduce");
+      return done;
+    }
+    void wait() override {
+      if (request_ != MPI_REQUEST_NULL) c_.wait(request_, "all_reduce");
+    }
+
+   private:
+    MpiCommunicator& c_;
+    MPI_Request request_ = MPI_REQUEST_NULL;
+  };
+
+  // The rank-ordered sum as a pending collective: all-to-all (started at
+  // once) -> sum of this rank's chunk -> all-gather (started in ticket order
+  // by advance()). Registered with the communicator while it runs.
+  class RankOrderedSum final : public PendingCollective {
+   public:
+    RankOrderedSum(MpiCommunicator& c, void* data, index_t count, DataType type)
+        : c_(c), data_(static_cast<unsigned char*>(data)), type_(type), count_(count) {
+      const std::size_t w = static_cast<std::size_t>(c.size_);
+      const Partition mine = partition(count, c.rank_, c.size_);
+      std::vector<int> send_counts(w), send_displs(w), recv_counts(w), recv_displs(w);
+      counts_.resize(w);
+      displs_.resize(w);
+      for (int r = 0; r < c.size_; ++r) {
+        const Partition p = partition(count, r, c.size_);
+        counts_[r] = send_counts[r] = to_int(p.size());
+        displs_[r] = send_displs[r] = to_int(p.first);
+        recv_counts[r] = to_int(mine.size());
+        recv_displs[r] = to_int(r * mine.size());
+      }
+      staging_.resize(w * std::size_t(mine.size()) * size_of(type));
+      const MPI_Datatype mt = mpi_type(type);
+      c.check(MPI_Ialltoallv(data, send_counts.data(), send_displs.data(), mt, staging_.data(),
+                             recv_counts.data(), recv_displs.data(), mt, c.comm_, &request_),
+              "all_reduce (all-to-all)");
+      c.running_.push_back(this);
+    }
+    ~RankOrderedSum() override {
+      try {
+        wait();
+      } catch (...) {
+      }
+      c_.running_.remove(this);
+    }
+
+    bool progress() override {
+      c_.advance();
+      return phase_ == Phase::Done;
+    }
+    void wait() override {
+      const auto start = std::chrono::steady_clock::now();
+      for (long polls = 0; !progress(); ++polls) c_.pause(start, polls, what());
+    }
+
+   private:
+    friend class MpiCommunicator;
+    enum class Phase { AllToAll, Summed, AllGather, Done };
+
+    const char* what() const {
+      return phase_ == Phase::AllGather ? "all_reduce (all-gather)" : "all_reduce (all-to-all)";
+    }
+
+    // One step without blocking; may_gather: every earlier ticket has
+    // started its all-gather.
+    void step(bool may_gather) {
+      int done = 0;
+      if (phase_ == Phase::AllToAll) {
+        c_.check(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), what());
+        if (!done) return;
+        sum();
+        phase_ = Phase::Summed;
+      }
+      if (phase_ == Phase::Summed && may_gather) {
+        c_.check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data_, counts_.data(),
+                                 displs_.data(), mpi_type(type_), c_.gather_comm_, &request_),
+                 "all_reduce (all-gather)");
+        phase_ = Phase::AllGather;
+      }
+      if (phase_ == Phase::AllGather) {
+        c_.check(MPI_Test(&request_, &done, MPI_STATUS_IGNORE), what());
+        if (done) phase_ = Phase::Done;
+      }
+    }
+
+    void sum() {
+      const Partition mine = partition(count_, c_.rank_, c_.size_);
+      unsigned char* own = data_ + std::size_t(mine.first) * size_of(type_);
+      switch (type_) {
+        case DataType::F32:
+          return sum_in_rank_order<float, float>(own, mine.size());
+        case DataType::F64:
+          return sum_in_rank_order<double, double>(own, mine.size());
+        case DataType::BF16:
+          return sum_in_rank_order<bf16, float>(own, mine.size());
+        case DataType::I32:
+          return sum_in_rank_order<std::int32_t, std::int32_t>(own, mine.size());
+        case DataType::I64:
+          return sum_in_rank_order<std::int64_t, std::int64_t>(own, mine.size());
+        case DataType::U8:
+          return sum_in_rank_order<std::uint8_t, std::uint8_t>(own, mine.size());
+      }
+    }
+
+    // own[i] = sum over r, in order, of staging_[r][i]; Acc: the type the
+    // sum runs in (fp32 for bf16).
+    template <class E, class Acc>
+    void sum_in_rank_order(unsigned char* own, index_t n) {
+      const E* copies = reinterpret_cast<const E*>(staging_.data());
+      E* out = reinterpret_cast<E*>(own);
+      for (index_t i = 0; i < n; ++i) {
+        Acc acc = Acc(copies[i]);
+        for (int r = 1; r < c_.size_; ++r) acc += Acc(copies[std::size_t(r) * std::size_t(n) + i]);
+        out[i] = E(acc);
+      }
+    }
+
+    MpiCommunicator& c_;
+    unsigned char* data_;
+    DataType type_;
+    index_t count_;
+    std::vector<int> counts_, displs_;
+    std::vector<unsigned char> staging_;
+    MPI_Request request_ = MPI_REQUEST_NULL;
+    Phase phase_ = Phase::AllToAll;
+  };
+
+  // Steps every running rank-ordered sum in ticket order; an all-gather
+  // starts only once every earlier one has.
+  void advance() {
+    bool may_gather = true;
+    for (auto it = running_.begin(); it != running_.end();) {
+      RankOrderedSum& op = **it;
+      op.step(may_gather);
+      may_gather = may_gather && op.phase_ != RankOrderedSum::Phase::AllToAll &&
+                   op.phase_ != RankOrderedSum::Phase::Summed;
+      it = op.phase_ == RankOrderedSum::Phase::Done ? running_.erase(it) : std::next(it);
     }
   }
 
@@ -231,28 +337,33 @@ class MpiCommunicator final : public Communicator {
       int done = 0;
       check(MPI_Test(&request, &done, MPI_STATUS_IGNORE), what);
       if (done) return;
-      const double waited =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (timeout_s_ > 0 && waited > timeout_s_) {
-        std::fprintf(stderr,
-                     "nla: rank %d of %d: %s timed out after %.0f s waiting for the other ranks "
-                     "(one of them failed or stopped calling collectives); aborting the job\n",
-                     rank_, size_, what, waited);
-        std::fflush(stderr);
-        MPI_Abort(comm_, 3);
-      }
-      if (polls < 1000)
-        std::this_thread::yield();
-      else
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      pause(start, polls, what);
     }
   }
 
+  // Between two polls of a collective that started at `start`.
+  void pause(std::chrono::steady_clock::time_point start, long polls, const char* what) {
+    const double waited =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (timeout_s_ > 0 && waited > timeout_s_) {
+      std::fprintf(stderr,
+                   "nla: rank %d of %d: %s timed out after %.0f s waiting for the other ranks "
+                   "(one of them failed or stopped calling collectives); aborting the job\n",
+                   rank_, size_, what, waited);
+      std::fflush(stderr);
+      MPI_Abort(comm_, 3);
+    }
+    if (polls < 1000)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+
   Reduction reduction_;
-  MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm comm_ = MPI_COMM_NULL, gather_comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1;
   bool owns_mpi_ = false;
-  std::vector<unsigned char> staging_;
+  std::list<RankOrderedSum*> running_;  // started, not yet complete, in ticket order
 };
 
 }  // namespace nla

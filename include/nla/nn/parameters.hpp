@@ -9,6 +9,7 @@
 // id that add returned. Tensors added one after another are adjacent, which
 // lets q/k/v or gate/up projections run as a single GEMM over the span.
 
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -17,6 +18,11 @@
 #include "nla/ops/elementwise.hpp"
 
 namespace nla {
+
+// Called by a backward pass each time the gradients of the flat buffer from
+// `first` to its end become final (nothing later in the pass adds to them),
+// so that their all-reduce can run while the pass goes on (DataParallel).
+using GradientsFinal = std::function<void(index_t first)>;
 
 struct ParameterInfo {
   std::string name;

@@ -61,7 +61,11 @@ class TransformerLM {
     if (gpt2)
       position_embedding_ =
           params_.add("transformer.wpe.weight", Shape{c.context_length, c.d_model}, true);
-    for (index_t l = 0; l < c.n_layers; ++l) blocks_.emplace_back(params_, c, l);
+    for (index_t l = 0; l < c.n_layers; ++l) {
+      first_parameter_of_block_.push_back(params_.count());
+      blocks_.emplace_back(params_, c, l);
+    }
+    first_parameter_of_block_.push_back(params_.count());
     final_norm_ = Norm<B, T>(params_, gpt2 ? "transformer.ln_f" : "model.norm", c.d_model,
                              gpt2 ? NormKind::LayerNorm : NormKind::RmsNorm, c.norm_eps);
     head_ = c.tied_embeddings ? token_embedding_
@@ -228,8 +232,10 @@ class TransformerLM {
   }
 
   // Backward pass of the last loss(); parameter gradients accumulate. The
-  // logits buffer is overwritten with d loss / d logits.
-  void backward(Activations& a, const HookList* hooks = nullptr) {
+  // logits buffer is overwritten with d loss / d logits. on_final hears, top
+  // block first, from where on the gradients are final.
+  void backward(Activations& a, const HookList* hooks = nullptr,
+                const GradientsFinal& on_final = {}) {
     NLA_CHECK(a.has_loss, "TransformerLM::backward", "call loss() after forward() first");
     const index_t n = a.batch * a.time, d = config_.d_model, v = config_.vocab_size;
     auto dlogits = a.logits.view().reshape(Shape{n, v});
@@ -245,16 +251,17 @@ class TransformerLM {
     final_norm_.backward(backend_, params_, a.dresidual.view(), scratch_.branch.view(),
                          a.streams[config_.n_layers].view(), a.final_norm);
     a.has_loss = false;
-    backward_blocks(a, hooks, config_.n_layers);
+    backward_blocks(a, hooks, config_.n_layers, on_final);
   }
 
   // Backward pass of forward_stream: dstream is d(something)/d stream[blocks_run].
-  void backward_stream(Activations& a, ConstView<T, B> dstream, const HookList* hooks = nullptr) {
+  void backward_stream(Activations& a, ConstView<T, B> dstream, const HookList* hooks = nullptr,
+                       const GradientsFinal& on_final = {}) {
     check_shape(dstream, Shape{a.batch, a.time, config_.d_model}, "TransformerLM::backward_stream",
                 "dstream");
     a.dresidual.resize(dstream.shape());
     copy(backend_, a.dresidual.view(), dstream);
-    backward_blocks(a, hooks, a.blocks_run);
+    backward_blocks(a, hooks, a.blocks_run, on_final);
   }
 
   // A KV cache for `batch` sequences of up to `capacity` tokens.
@@ -283,14 +290,22 @@ class TransformerLM {
   }
 
   // a.dresidual holds d/d stream[top]; walks blocks top-1 .. 0 and the
-  // embeddings.
-  void backward_blocks(Activations& a, const HookList* hooks, index_t top) {
+  // embeddings. The flat buffer holds [embeddings | block 0 .. L-1 | final
+  // norm | untied head], so once block l is done everything from its first
+  // parameter on is final (a tied head is the embedding: final at the end).
+  void backward_blocks(Activations& a, const HookList* hooks, index_t top,
+                       const GradientsFinal& on_final) {
     const index_t n = a.batch * a.time, d = config_.d_model;
     auto dres = a.dresidual.view();
+    const auto final_from_block = [&](index_t l) {
+      if (on_final) on_final(params_.info(first_parameter_of_block_[std::size_t(l)]).offset);
+    };
+    final_from_block(top);
     for (index_t l = top - 1; l >= 0; --l) {
       apply_hooks_backward(backend_, hooks, l + 1, dres.reshape(Shape{n, d}));
       blocks_[l].backward(backend_, params_, dres, a.streams[l].view(), a.positions.view(), rope(),
                           a.blocks[l], scratch_);
+      final_from_block(l);
     }
     apply_hooks_backward(backend_, hooks, 0, dres.reshape(Shape{n, d}));
     embedding_backward(backend_, params_.grad(token_embedding_), a.tokens.view(),
@@ -298,6 +313,7 @@ class TransformerLM {
     if (position_embedding_ >= 0)
       embedding_backward(backend_, params_.grad(position_embedding_), a.positions.view(),
                          ConstView<T, B>(dres.reshape(Shape{n, d})));
+    if (on_final) on_final(0);
   }
 
   TransformerConfig config_;
@@ -305,6 +321,7 @@ class TransformerLM {
   ParameterSet<T, B> params_;
   int token_embedding_ = -1, position_embedding_ = -1, head_ = -1;
   std::vector<TransformerBlock<B, T>> blocks_;
+  std::vector<int> first_parameter_of_block_;  // [n_layers + 1]: the last is the final norm's
   Norm<B, T> final_norm_;
   RopeTable<T, B> rope_;
   BlockScratch<T, B> scratch_;

@@ -57,15 +57,20 @@ class LmTrainer {
     data_parallel_.run_local("LmTrainer::step", [&] {
       model_->forward(tokens, activations_);
       r.loss = model_->loss(activations_, targets, weights, ignore_index);
-      model_->zero_grad();
-      model_->backward(activations_);
     });
-    r.grad_norm = data_parallel_.update(model_->backend(), model_->parameters(), optimizer_, r.lr,
-                                        options_.clip_norm, rank_weight);
+    // One collective gives the mean loss and this rank's gradient share.
+    double share = 1;
     if (data_parallel_.size() > 1) {
       const auto s = data_parallel_.sum({r.loss * rank_weight, rank_weight});
       r.loss = s[0] / s[1];
+      share = rank_weight / s[1];
     }
+    model_->zero_grad();
+    data_parallel_.backward_and_reduce(
+        model_->backend(), model_->parameters(), share,
+        [&](const GradientsFinal& on_final) { model_->backward(activations_, nullptr, on_final); });
+    r.grad_norm = data_parallel_.apply(model_->backend(), model_->parameters(), optimizer_, r.lr,
+                                       options_.clip_norm);
     return r;
   }
 
