@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <memory>
 #include <vector>
 
 #include "nla/dist/nccl_communicator.cuh"
@@ -54,6 +55,24 @@ int main() {
           });
       // Sums of small integers and halves are exact in any order.
       expect(got == expected, "all_reduce_sum equals MPI's", me);
+    }
+    {
+      // Started all-reduces (gradient buckets), three in flight at once,
+      // waited in reverse order.
+      const nla::index_t n = 300000, part = n / 3;
+      std::vector<float> x(static_cast<std::size_t>(n));
+      for (nla::index_t i = 0; i < n; ++i) x[i] = float(me + 1) * 0.25f + float(i % 13);
+      std::vector<float> expected = x;
+      mpi.all_reduce_sum(expected.data(), n, nla::DataType::F32);
+      const auto got =
+          round_trip<float>(nccl, x, [](nla::NcclCommunicator& c, float* d, nla::index_t m) {
+            std::vector<std::unique_ptr<nla::PendingCollective>> pending;
+            for (nla::index_t first = m; first > 0; first -= m / 3)
+              pending.push_back(c.start_all_reduce_sum(d + first - m / 3, m / 3,
+                                                       nla::DataType::F32));
+            for (auto it = pending.rbegin(); it != pending.rend(); ++it) (*it)->wait();
+          });
+      expect(part * 3 == n && got == expected, "started all-reduces equal MPI's", me);
     }
     std::vector<double> b(9, me == w - 1 ? 3.25 : 0.0);
     const auto got =

@@ -13,12 +13,18 @@
 // results, slower. Every collective waits for its stream with the
 // communicator's timeout, and a timed-out NCCL communicator is aborted
 // before the job is, so no rank hangs in a kernel.
+//
+// start_all_reduce_sum (gradient buckets during the backward pass) enqueues
+// on a second stream of the communicator's own, behind an event of the
+// model's stream: the bucket's all-reduce runs while the model's stream goes
+// on computing the lower layers' gradients.
 
 #include <cuda_runtime.h>
 #include <nccl.h>
 
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -53,12 +59,15 @@ class NcclCommunicator final : public Communicator {
       check_nccl(ncclCommInitRank(&comm_, mpi.size(), id, mpi.rank()), "ncclCommInitRank");
     }
     check_cuda(cudaMalloc(&scratch_, 8), "cudaMalloc");
+    check_cuda(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking),
+               "cudaStreamCreateWithFlags");
   }
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
   ~NcclCommunicator() override {
     if (comm_) ncclCommDestroy(comm_);
     cudaFree(scratch_);
+    cudaStreamDestroy(side_stream_);
   }
 
   int rank() const override { return mpi_->rank(); }
@@ -80,6 +89,13 @@ class NcclCommunicator final : public Communicator {
         ncclAllReduce(data, data, std::size_t(count), nccl_type(type), ncclSum, comm_, stream_),
         "ncclAllReduce");
     wait("all_reduce");
+  }
+
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(void* data, index_t count,
+                                                          DataType type) override {
+    if (size() == 1 || count == 0 || staged_)
+      return Communicator::start_all_reduce_sum(data, count, type);
+    return std::make_unique<SideStreamSum>(*this, data, count, type);
   }
 
   void broadcast(void* data, index_t count, DataType type, int root) override {
@@ -153,6 +169,43 @@ class NcclCommunicator final : public Communicator {
     return ncclUint8;
   }
 
+  // model stream: ... -> record ready_ ->             (next layers' kernels)
+  // side stream:          wait ready_ -> ncclAllReduce -> record done_
+  class SideStreamSum final : public PendingCollective {
+   public:
+    SideStreamSum(NcclCommunicator& c, void* data, index_t count, DataType type) : c_(c) {
+      for (cudaEvent_t* e : {&ready_, &done_})
+        c.check_cuda(cudaEventCreateWithFlags(e, cudaEventDisableTiming), "cudaEventCreate");
+      c.check_cuda(cudaEventRecord(ready_, c.stream_), "cudaEventRecord");
+      c.check_cuda(cudaStreamWaitEvent(c.side_stream_, ready_, 0), "cudaStreamWaitEvent");
+      c.check_nccl(ncclAllReduce(data, data, std::size_t(count), nccl_type(type), ncclSum, c.comm_,
+                                 c.side_stream_),
+                   "ncclAllReduce");
+      c.check_cuda(cudaEventRecord(done_, c.side_stream_), "cudaEventRecord");
+    }
+    // The all-reduce writes into its buffer until it completes.
+    ~SideStreamSum() override {
+      try {
+        wait();
+      } catch (...) {
+      }
+      cudaEventDestroy(ready_);
+      cudaEventDestroy(done_);
+    }
+    bool progress() override {
+      const cudaError_t status = cudaEventQuery(done_);
+      if (status != cudaErrorNotReady) c_.check_cuda(status, "all_reduce");
+      return status == cudaSuccess;
+    }
+    void wait() override {
+      c_.wait_for("all_reduce", [&] { return cudaEventQuery(done_); });
+    }
+
+   private:
+    NcclCommunicator& c_;
+    cudaEvent_t ready_ = nullptr, done_ = nullptr;
+  };
+
   // Device -> host, the MPI collective, host -> device.
   template <class Collective>
   void staged(void* data, index_t count, DataType type, Collective&& collective) {
@@ -166,12 +219,18 @@ class NcclCommunicator final : public Communicator {
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
 
-  // Polls the stream and NCCL's asynchronous error; on timeout aborts the
-  // NCCL communicator (so no kernel spins forever) and then the job.
+  // Polls the model's stream and NCCL's asynchronous error; on timeout
+  // aborts the NCCL communicator (so no kernel spins forever) and then the job.
   void wait(const char* what) {
+    wait_for(what, [&] { return cudaStreamQuery(stream_); });
+  }
+
+  // The same for any query: cudaSuccess when done, cudaErrorNotReady while not.
+  template <class Query>
+  void wait_for(const char* what, Query&& query) {
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-      const cudaError_t status = cudaStreamQuery(stream_);
+      const cudaError_t status = query();
       if (status == cudaSuccess) return;
       if (status != cudaErrorNotReady) check_cuda(status, what);
       ncclResult_t async = ncclSuccess;
@@ -204,7 +263,7 @@ class NcclCommunicator final : public Communicator {
 
   MpiCommunicator* mpi_;
   ncclComm_t comm_ = nullptr;
-  cudaStream_t stream_ = nullptr;
+  cudaStream_t stream_ = nullptr, side_stream_ = nullptr;
   void* scratch_ = nullptr;
   int device_ = 0;
   bool staged_ = false;
