@@ -152,9 +152,7 @@ class DataParallel {
   // weight_r / sum_s weight_s for this rank (collective).
   double share_of(double weight) const {
     NLA_CHECK(std::isfinite(weight) && weight > 0, "DataParallel",
-              "rank {} has weight {}; "
-              "weights must be positive",
-              rank(), weight);
+              "rank {} has weight {}; weights must be positive", rank(), weight);
     return size() == 1 ? 1.0 : weight / sum({weight})[0];
   }
 

@@ -7,6 +7,7 @@
 // Under data parallelism (set_data_parallel) each rank passes its slice of
 // the batch and the update is dist/data_parallel.hpp's.
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -55,6 +56,8 @@ class LmTrainer {
     LmStepResult r;
     r.lr = options_.schedule(optimizer_.step_count());
     data_parallel_.run_local("LmTrainer::step", [&] {
+      NLA_CHECK(std::isfinite(rank_weight) && rank_weight > 0, "LmTrainer::step",
+                "rank_weight {} must be positive", rank_weight);
       model_->forward(tokens, activations_);
       r.loss = model_->loss(activations_, targets, weights, ignore_index);
     });
