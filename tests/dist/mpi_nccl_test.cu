@@ -68,8 +68,8 @@ int main() {
           round_trip<float>(nccl, x, [](nla::NcclCommunicator& c, float* d, nla::index_t m) {
             std::vector<std::unique_ptr<nla::PendingCollective>> pending;
             for (nla::index_t first = m; first > 0; first -= m / 3)
-              pending.push_back(c.start_all_reduce_sum(d + first - m / 3, m / 3,
-                                                       nla::DataType::F32));
+              pending.push_back(
+                  c.start_all_reduce_sum(d + first - m / 3, m / 3, nla::DataType::F32));
             for (auto it = pending.rbegin(); it != pending.rend(); ++it) (*it)->wait();
           });
       expect(part * 3 == n && got == expected, "started all-reduces equal MPI's", me);

@@ -84,7 +84,8 @@ class NcclCommunicator final : public Communicator {
   void all_reduce_sum(void* data, index_t count, DataType type) override {
     if (size() == 1 || count == 0) return;
     if (staged_)
-      return staged(data, count, type, [&](void* h) { mpi_->all_reduce_sum(h, count, type); });
+      return staged(data, count, data, count, type,
+                    [&](void* h, void*) { mpi_->all_reduce_sum(h, count, type); });
     check_nccl(
         ncclAllReduce(data, data, std::size_t(count), nccl_type(type), ncclSum, comm_, stream_),
         "ncclAllReduce");
@@ -103,7 +104,8 @@ class NcclCommunicator final : public Communicator {
               root, size());
     if (size() == 1 || count == 0) return;
     if (staged_)
-      return staged(data, count, type, [&](void* h) { mpi_->broadcast(h, count, type, root); });
+      return staged(data, count, data, count, type,
+                    [&](void* h, void*) { mpi_->broadcast(h, count, type, root); });
     check_nccl(ncclBroadcast(data, data, std::size_t(count), nccl_type(type), root, comm_, stream_),
                "ncclBroadcast");
     wait("broadcast");
@@ -117,20 +119,10 @@ class NcclCommunicator final : public Communicator {
     const std::size_t bytes = size_of(type);
     index_t total = 0;
     for (index_t c : counts) total += c;
-    if (staged_) {
-      std::vector<unsigned char> h_send(std::size_t(counts[rank()]) * bytes),
-          h_recv(std::size_t(total) * bytes);
-      check_cuda(
-          cudaMemcpyAsync(h_send.data(), send, h_send.size(), cudaMemcpyDeviceToHost, stream_),
-          "cudaMemcpyAsync");
-      check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-      mpi_->all_gather(h_send.data(), h_recv.data(), counts, type);
-      check_cuda(
-          cudaMemcpyAsync(recv, h_recv.data(), h_recv.size(), cudaMemcpyHostToDevice, stream_),
-          "cudaMemcpyAsync");
-      check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-      return;
-    }
+    if (staged_)
+      return staged(send, counts[rank()], recv, total, type, [&](void* h_send, void* h_recv) {
+        mpi_->all_gather(h_send, h_recv, counts, type);
+      });
     auto* out = static_cast<unsigned char*>(recv);
     check_nccl(ncclGroupStart(), "ncclGroupStart");
     index_t offset = 0;
@@ -206,15 +198,22 @@ class NcclCommunicator final : public Communicator {
     cudaEvent_t ready_ = nullptr, done_ = nullptr;
   };
 
-  // Device -> host, the MPI collective, host -> device.
+  // Device -> host, the MPI collective on host memory, host -> device:
+  // collective(host_in, host_out) reads in_count elements and leaves
+  // out_count; an in-place collective (out == in) gets one buffer for both.
   template <class Collective>
-  void staged(void* data, index_t count, DataType type, Collective&& collective) {
-    std::vector<unsigned char> h(std::size_t(count) * size_of(type));
-    check_cuda(cudaMemcpyAsync(h.data(), data, h.size(), cudaMemcpyDeviceToHost, stream_),
+  void staged(const void* in, index_t in_count, void* out, index_t out_count, DataType type,
+              Collective&& collective) {
+    const bool in_place = in == out;
+    std::vector<unsigned char> h_in(std::size_t(in_count) * size_of(type)),
+        h_out(in_place ? 0 : std::size_t(out_count) * size_of(type));
+    unsigned char* h_result = in_place ? h_in.data() : h_out.data();
+    check_cuda(cudaMemcpyAsync(h_in.data(), in, h_in.size(), cudaMemcpyDeviceToHost, stream_),
                "cudaMemcpyAsync");
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
-    collective(h.data());
-    check_cuda(cudaMemcpyAsync(data, h.data(), h.size(), cudaMemcpyHostToDevice, stream_),
+    collective(h_in.data(), h_result);
+    check_cuda(cudaMemcpyAsync(out, h_result, std::size_t(out_count) * size_of(type),
+                               cudaMemcpyHostToDevice, stream_),
                "cudaMemcpyAsync");
     check_cuda(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
   }
