@@ -45,8 +45,8 @@ void write_nla_step(const std::filesystem::path& step_dir, VerbalizerEncoder<B, 
   const AdamW<B, T> no_state(ref.parameters(), AdamWOptions{});  // the reference never trains
   save_checkpoint((step_dir / "reference.ckpt").string(), ref, no_state, state);
   save_checkpoint((step_dir / "reconstructor.ckpt").string(), ar.model(), ar_opt, state);
-  save_parameters((step_dir / "reconstructor_head.ckpt").string(), ar.model().config(),
-                  ar.head_parameters(), head_opt, state);
+  save_parameters(ar.model().backend(), (step_dir / "reconstructor_head.ckpt").string(),
+                  ar.model().config(), ar.head_parameters(), head_opt, state);
 }
 }  // namespace detail
 
@@ -65,10 +65,12 @@ void save_nla_checkpoint(const std::string& dir, VerbalizerEncoder<B, T>& encode
   auto& av = encoder.policy().model();
   auto& ar = decoder.reconstructor();
   std::optional<AdamW<B, T>> av_whole, ar_whole, head_whole;
-  const auto& av_opt = dp.whole_optimizer(encoder.optimizer(), av.parameters(), av_whole);
-  const auto& ar_opt = dp.whole_optimizer(decoder.optimizer(), ar.model().parameters(), ar_whole);
-  const auto& head_opt =
-      dp.whole_optimizer(decoder.head_optimizer(), ar.head_parameters(), head_whole);
+  const auto& av_opt =
+      dp.whole_optimizer(av.backend(), encoder.optimizer(), av.parameters(), av_whole);
+  const auto& ar_opt = dp.whole_optimizer(ar.model().backend(), decoder.optimizer(),
+                                          ar.model().parameters(), ar_whole);
+  const auto& head_opt = dp.whole_optimizer(ar.model().backend(), decoder.head_optimizer(),
+                                            ar.head_parameters(), head_whole);
   // Rank 0 writes the step's files, then points `latest` at them.
   dp.on_root("save_nla_checkpoint", [&] {
     detail::write_nla_step(step_dir, encoder, av_opt, ar, ar_opt, head_opt, state);
@@ -102,8 +104,8 @@ NlaCheckpointState load_nla_checkpoint(const std::string& dir, VerbalizerEncoder
   const TrainingState ar_state =
       load_checkpoint((step_dir / "reconstructor.ckpt").string(), ar.model(), decoder.optimizer());
   const TrainingState head_state =
-      load_parameters((step_dir / "reconstructor_head.ckpt").string(), ar.model().config(),
-                      ar.head_parameters(), decoder.head_optimizer());
+      load_parameters(ar.model().backend(), (step_dir / "reconstructor_head.ckpt").string(),
+                      ar.model().config(), ar.head_parameters(), decoder.head_optimizer());
   NLA_CHECK(
       ref_state.step == state.step && ar_state.step == state.step && head_state.step == state.step,
       op, "files of '{}' are from different steps ({}, {}, {}, {})", step_dir.string(), state.step,

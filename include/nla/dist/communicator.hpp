@@ -127,6 +127,13 @@ class Communicator {
   // agreement): itself, or the MPI communicator a device one was built on.
   virtual Communicator& host() { return *this; }
 
+  // The work queue whose kernels produce and consume the buffers of the next
+  // collectives: a backend's native_queue(backend), a cudaStream_t for Cuda.
+  // A device communicator orders its collectives after the work queued there
+  // (several models, each on its own stream, can share one communicator);
+  // host ones ignore it. DataParallel sets it before every collective.
+  virtual void set_queue(void* queue) { (void)queue; }
+
   // Seconds a collective may wait for the other ranks before the job is
   // aborted with a message naming the collective; 0 waits forever.
   void set_timeout(double seconds) { timeout_s_ = seconds; }

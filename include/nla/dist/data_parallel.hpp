@@ -176,7 +176,7 @@ class DataParallel {
   template <class B, class T, class Backward>
   void backward_and_reduce(B& backend, ParameterSet<T, B>& params, double share,
                            Backward&& backward) const {
-    check_memory<B>();
+    bind(backend);
     if (size() == 1) {
       backward(GradientsFinal());
       return;
@@ -231,10 +231,11 @@ class DataParallel {
   // itself, or its shards gathered from every rank into `storage`.
   // Collective when sharded.
   template <class B, class T>
-  const AdamW<B, T>& whole_optimizer(const AdamW<B, T>& optimizer, const ParameterSet<T, B>& params,
+  const AdamW<B, T>& whole_optimizer(B& backend, const AdamW<B, T>& optimizer,
+                                     const ParameterSet<T, B>& params,
                                      std::optional<AdamW<B, T>>& storage) const {
     if (!optimizer.sharded()) return optimizer;
-    check_memory<B>();
+    bind(backend);
     AdamW<B, T>& whole = storage.emplace(params, optimizer.options());
     whole.set_step_count(optimizer.step_count());
     using State = typename AdamW<B, T>::State;
@@ -279,13 +280,18 @@ class DataParallel {
     }
   };
 
+  // Checks that backend and communicator share a memory space, and queues
+  // the communicator's device collectives behind the backend's work. One
+  // rank communicates nothing, so any backend goes with any communicator.
   template <class B>
-  void check_memory() const {
+  void bind(B& backend) const {
+    if (size() == 1) return;
     const MemorySpace backend_memory = B::kHostAccessible ? MemorySpace::Host : MemorySpace::Device;
     NLA_CHECK(backend_memory == comm_->memory(), "DataParallel",
               "the {} backend keeps buffers in {} memory, the {} communicator works on {} memory",
               B::kName, backend_memory == MemorySpace::Host ? "host" : "device", comm_->name(),
               comm_->memory() == MemorySpace::Host ? "host" : "device");
+    comm_->set_queue(native_queue(backend));
   }
 
   Communicator* comm_;

@@ -1,6 +1,7 @@
 #pragma once
 // NcclCommunicator: the Communicator over NCCL, on device buffers, enqueued
-// on the model's stream (pairs with the Cuda backend: set_stream(backend.stream())).
+// on the model's stream (pairs with the Cuda backend; set_queue(stream), which
+// DataParallel calls with the stream of the model it reduces).
 //
 // Bootstrap: an MpiCommunicator launches and numbers the ranks; rank 0's
 // ncclUniqueId is broadcast over it, and each rank takes GPU
@@ -78,8 +79,9 @@ class NcclCommunicator final : public Communicator {
   const char* transport() const { return staged_ ? "mpi-staged" : "nccl"; }
   int device() const { return device_; }
 
-  // The stream collectives are enqueued on (the Cuda backend's).
-  void set_stream(cudaStream_t stream) { stream_ = stream; }
+  // The stream collectives are enqueued on (the Cuda backend's); null: the
+  // legacy default stream, which waits for every blocking stream.
+  void set_queue(void* stream) override { stream_ = static_cast<cudaStream_t>(stream); }
 
   void all_reduce_sum(void* data, index_t count, DataType type) override {
     if (size() == 1 || count == 0) return;

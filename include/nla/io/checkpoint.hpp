@@ -18,7 +18,8 @@
 // model; the small fields come before the arrays, so config and parameter
 // table are checked against the model before its buffers are touched; and the
 // arrays stream between file and model, so neither save nor load needs a second
-// copy of the model in memory. A save writes a temporary file in the same
+// copy of the model in memory (a device model's arrays pass through the host
+// one at a time). A save writes a temporary file in the same
 // directory and renames it over the target, so a crash or a full disk leaves
 // either the old checkpoint or the new one, never a torn one. POSIX only.
 
@@ -42,6 +43,7 @@
 #include <cereal/cereal.hpp>
 
 #include "nla/core/error.hpp"
+#include "nla/core/host.hpp"
 #include "nla/core/random.hpp"
 #include "nla/core/scalar.hpp"
 #include "nla/io/file.hpp"
@@ -461,13 +463,13 @@ auto parse_payload(const char* op, const std::string& path, Parse&& parse) {
 // atomically (see the top of this file). Gradients are not saved.
 //
 // The model-free form saves any ParameterSet (a reconstructor's head) under a
-// config that load_parameters must be given back.
+// config that load_parameters must be given back. On a device backend each
+// array is downloaded whole before it is written (a host copy of one array at
+// a time); host memory is written as it is.
 template <class B, class T>
-void save_parameters(const std::string& path, const TransformerConfig& config,
+void save_parameters(B& backend, const std::string& path, const TransformerConfig& config,
                      const ParameterSet<T, B>& params, const AdamW<B, T>& optimizer,
                      const TrainingState& state) {
-  static_assert(B::kHostAccessible,
-                "save_checkpoint: only host-accessible backends; copy device tensors to the host");
   namespace cd = checkpoint_detail;
   using State = typename AdamW<B, T>::State;
   const char* op = "save_checkpoint";
@@ -498,16 +500,28 @@ void save_parameters(const std::string& path, const TransformerConfig& config,
     const AdamWOptions& o = optimizer.options();
     ar(optimizer.step_count(), o.lr, o.beta1, o.beta2, o.eps, o.weight_decay);
     cd::write_string(ar, state.metadata);
-    cd::write_array(ar, params.values().data(), params.size());
-    cd::write_array(ar, optimizer.first_moment().data(), params.size());
-    cd::write_array(ar, optimizer.second_moment().data(), params.size());
+    cd::write_array(ar, to_host(backend, params.values()).data(), params.size());
+    for (const Tensor<State, B>* moment : {&optimizer.first_moment(), &optimizer.second_moment()})
+      cd::write_array(ar, to_host(backend, moment->view()).data(), params.size());
   });
+}
+
+// The host-memory form (Cpu): no backend object is needed to read the arrays.
+template <class B, class T>
+void save_parameters(const std::string& path, const TransformerConfig& config,
+                     const ParameterSet<T, B>& params, const AdamW<B, T>& optimizer,
+                     const TrainingState& state) {
+  static_assert(B::kHostAccessible,
+                "save_parameters: a device backend's arrays are downloaded through it; pass the "
+                "backend first");
+  B backend;
+  save_parameters(backend, path, config, params, optimizer, state);
 }
 
 template <class B, class T>
 void save_checkpoint(const std::string& path, const TransformerLM<B, T>& model,
                      const AdamW<B, T>& optimizer, const TrainingState& state) {
-  save_parameters(path, model.config(), model.parameters(), optimizer, state);
+  save_parameters(model.backend(), path, model.config(), model.parameters(), optimizer, state);
 }
 
 // Reads a checkpoint's config without a model, so a program can construct
@@ -531,11 +545,13 @@ inline TransformerConfig read_checkpoint_config(const std::string& path) {
 // types, parameter table, array lengths) runs before the model or the
 // optimiser is written; only a read error from the disk after that point can
 // leave them partly loaded. The optimiser may be default-constructed.
+//
+// On a device backend each array is read into host memory and uploaded (one
+// array's host copy at a time).
 template <class B, class T>
-TrainingState load_parameters(const std::string& path, const TransformerConfig& model_config,
-                              ParameterSet<T, B>& params, AdamW<B, T>& optimizer) {
-  static_assert(B::kHostAccessible,
-                "load_checkpoint: only host-accessible backends; load into a host model first");
+TrainingState load_parameters(B& backend, const std::string& path,
+                              const TransformerConfig& model_config, ParameterSet<T, B>& params,
+                              AdamW<B, T>& optimizer) {
   namespace cd = checkpoint_detail;
   using State = typename AdamW<B, T>::State;
   const char* op = "load_checkpoint";
@@ -617,22 +633,43 @@ TrainingState load_parameters(const std::string& path, const TransformerConfig& 
                reader.remaining(), n, expected);
 
     // Every check has passed: from here on the model and optimiser are written.
-    cd::read_array(ar, params.values().data(), params.size(), "parameter values", op, path);
+    const auto read = [&](auto view, const char* what) {
+      using E = typename decltype(view)::value_type;
+      if constexpr (B::kHostAccessible) {
+        cd::read_array(ar, view.data(), view.size(), what, op, path);
+      } else {
+        std::vector<E> host(static_cast<std::size_t>(view.size()));
+        cd::read_array(ar, host.data(), view.size(), what, op, path);
+        from_host(backend, view, host.data());
+      }
+    };
+    read(params.values(), "parameter values");
     optimizer.set_full_state(params.size());
     optimizer.first_moment().resize(Shape{params.size()});
     optimizer.second_moment().resize(Shape{params.size()});
-    cd::read_array(ar, optimizer.first_moment().data(), params.size(), "first moment", op, path);
-    cd::read_array(ar, optimizer.second_moment().data(), params.size(), "second moment", op, path);
+    read(optimizer.first_moment().view(), "first moment");
+    read(optimizer.second_moment().view(), "second moment");
     optimizer.options() = options;
     optimizer.set_step_count(optimizer_steps);
     return state;
   });
 }
 
+// The host-memory form (Cpu).
+template <class B, class T>
+TrainingState load_parameters(const std::string& path, const TransformerConfig& model_config,
+                              ParameterSet<T, B>& params, AdamW<B, T>& optimizer) {
+  static_assert(B::kHostAccessible,
+                "load_parameters: a device backend's arrays are uploaded through it; pass the "
+                "backend first");
+  B backend;
+  return load_parameters(backend, path, model_config, params, optimizer);
+}
+
 template <class B, class T>
 TrainingState load_checkpoint(const std::string& path, TransformerLM<B, T>& model,
                               AdamW<B, T>& optimizer) {
-  return load_parameters(path, model.config(), model.parameters(), optimizer);
+  return load_parameters(model.backend(), path, model.config(), model.parameters(), optimizer);
 }
 
 }  // namespace nla

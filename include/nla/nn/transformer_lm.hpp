@@ -78,7 +78,10 @@ class TransformerLM {
   const TransformerConfig& config() const { return config_; }
   ParameterSet<T, B>& parameters() { return params_; }
   const ParameterSet<T, B>& parameters() const { return params_; }
-  B& backend() { return backend_; }
+  // The stream and handles the model's kernels run on: an execution
+  // resource, not model state, so a const model lends it too (to download its
+  // parameters).
+  B& backend() const { return backend_; }
   const std::vector<TransformerBlock<B, T>>& blocks() const { return blocks_; }
 
   // GPT-2 initialisation: N(0, 0.02) weights, residual output projections
@@ -317,7 +320,7 @@ class TransformerLM {
   }
 
   TransformerConfig config_;
-  B backend_;
+  mutable B backend_;
   ParameterSet<T, B> params_;
   int token_embedding_ = -1, position_embedding_ = -1, head_ = -1;
   std::vector<TransformerBlock<B, T>> blocks_;

@@ -91,8 +91,8 @@ class LmTrainer {
   // both; rank 0 alone writes, every rank reads and keeps its shard.
   void save_checkpoint(const std::string& path, const TrainingState& state) const {
     std::optional<AdamW<B, T>> storage;
-    const AdamW<B, T>& whole =
-        data_parallel_.whole_optimizer(optimizer_, model_->parameters(), storage);
+    const AdamW<B, T>& whole = data_parallel_.whole_optimizer(model_->backend(), optimizer_,
+                                                              model_->parameters(), storage);
     data_parallel_.on_root("LmTrainer::save_checkpoint",
                            [&] { nla::save_checkpoint(path, *model_, whole, state); });
   }

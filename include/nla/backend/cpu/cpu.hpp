@@ -66,6 +66,11 @@ struct Cpu {
   }
 };
 
+// No queue: every Cpu kernel has finished when it returns.
+inline void* native_queue(Cpu&) {
+  return nullptr;
+}
+
 }  // namespace cpu
 
 using Cpu = cpu::Cpu;

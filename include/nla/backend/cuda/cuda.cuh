@@ -269,6 +269,17 @@ class Cuda {
   GemmPrecision gemm_precision_ = GemmPrecision::Fp32;
 };
 
+// The stream a device communicator must enqueue behind (Communicator::set_queue);
+// none on Thrust's host systems, whose kernels finish before they return.
+inline void* native_queue(Cuda& backend) {
+#if NLA_CUDA_DEVICE_SYSTEM
+  return backend.stream();
+#else
+  (void)backend;
+  return nullptr;
+#endif
+}
+
 // f(i) for i in [0, n) on the device system: the portable form of every
 // kernel in this backend (one thread per index on a GPU, OpenMP on a host).
 template <class F>
