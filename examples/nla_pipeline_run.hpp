@@ -281,6 +281,10 @@ nlohmann::json run_nla_pipeline(NlaPipelineArgs a, Communicator& world, const ch
   // ranks, and the share of the step in gradient collectives.
   auto step_start = Clock::now();
   double rl_comm_s = 0, rl_step_s = 0;
+  // Where an RL step's time goes: sampling the explanations (rollout),
+  // reconstructing from them (the reward), the verbalizer's GRPO update and
+  // the reconstructor's regression update, summed over the steps.
+  double rollout_s = 0, reconstruction_s = 0, policy_update_s = 0, reconstructor_update_s = 0;
   dp.reset_communication();
   JointRlOptions rl_options;
   rl_options.steps = a.rl_steps;
@@ -295,6 +299,8 @@ nlohmann::json run_nla_pipeline(NlaPipelineArgs a, Communicator& world, const ch
              rec["allreduce_s"] = comm_s;
              rec["allreduce_share"] = comm_s / step_s;
              rl_comm_s += comm_s, rl_step_s += step_s;
+             rollout_s += s.encode_s, reconstruction_s += s.decode_s;
+             policy_update_s += s.encoder_learn_s, reconstructor_update_s += s.decoder_learn_s;
              log.write(rec);
              if (a.checkpoint_every > 0 && (step % a.checkpoint_every == 0 || step == a.rl_steps))
                save_nla_checkpoint(a.out + ".rl", encoder, decoder, step,
@@ -415,13 +421,21 @@ nlohmann::json run_nla_pipeline(NlaPipelineArgs a, Communicator& world, const ch
     }
   }
 
+  const auto per_step = [&](double total) {
+    return a.rl_steps > 0 ? total / double(a.rl_steps) : 0.0;
+  };
   json result = {{"example", program},
                  {"ranks", dp.size()},
                  {"communicator", world.name()},
                  {"shard_optimizer", a.shard_optimizer},
                  {"rl_samples_per_s",
                   rl_step_s > 0 ? double(a.rl_steps * a.rl_batch * a.group) / rl_step_s : 0.0},
-                 {"rl_step_s", a.rl_steps > 0 ? rl_step_s / double(a.rl_steps) : 0.0},
+                 {"rl_step_s", per_step(rl_step_s)},
+                 {"rl_step_breakdown_s",
+                  {{"rollout", per_step(rollout_s)},
+                   {"reconstruction", per_step(reconstruction_s)},
+                   {"policy_update", per_step(policy_update_s)},
+                   {"reconstructor_update", per_step(reconstructor_update_s)}}},
                  {"allreduce_share", rl_step_s > 0 ? rl_comm_s / rl_step_s : 0.0},
                  {"corpus", text_mode ? a.text_path : std::string("synthetic_world")},
                  {"seed", a.seed},

@@ -19,7 +19,8 @@ import json, math, sys
 def summary(path):
     return json.loads(open(path).read().strip().splitlines()[-1])
 cpu, cuda = summary(sys.argv[1]), summary(sys.argv[2])
-timing = {"minutes", "phase_seconds", "rl_samples_per_s", "rl_step_s", "allreduce_share"}
+timing = {"minutes", "phase_seconds", "rl_samples_per_s", "rl_step_s", "rl_step_breakdown_s",
+          "allreduce_share"}
 bad = []
 def compare(key, a, b):
     if isinstance(a, dict):

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 
 #include "nla/backend/cuda.cuh"
 #include "nla/nla.hpp"
+#include "support/temp_dir.hpp"
 
 namespace {
 
@@ -471,6 +473,53 @@ TEST_CASE("TransformerLM<Cuda, bf16> tracks the fp32 Cpu model and trains as wel
   }
 }
 
+TEST_CASE("checkpoints move a model and its optimiser between Cuda and Cpu bit for bit",
+          "[cuda][io]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  nla::testing::TempDir tmp("cuda_checkpoint");
+  ModelPair<float> m(flavour_config(Flavour::Llama), 3);
+  Cuda& gpu = m.gpu.backend();
+  const TokenBatch data(gpu, 2, 8, 48, 4);
+  Trainee<Cuda, float> g(m.gpu, data.tokens_g, data.targets_g);
+  for (int s = 0; s < 3; ++s) g.step();  // moments and values away from the init
+  TrainingState state;
+  state.step = 3;
+  save_checkpoint(tmp.file("gpu.ckpt"), m.gpu, g.optimizer, state);
+
+  // Device -> file -> host: every array bit for bit.
+  TransformerLM<Cpu, float> host(flavour_config(Flavour::Llama), 99);
+  AdamW<Cpu, float> host_opt;
+  CHECK(load_checkpoint(tmp.file("gpu.ckpt"), host, host_opt).step == 3);
+  CHECK(max_error<float, float>(gpu, host.parameters().values(), m.gpu.parameters().values()) == 0);
+  CHECK(max_error<float, float>(gpu, host_opt.first_moment().view(),
+                                g.optimizer.first_moment().view()) == 0);
+  CHECK(max_error<float, float>(gpu, host_opt.second_moment().view(),
+                                g.optimizer.second_moment().view()) == 0);
+  CHECK(host_opt.step_count() == g.optimizer.step_count());
+
+  // Host -> file -> device, into a model and optimiser of other values.
+  save_checkpoint(tmp.file("cpu.ckpt"), host, host_opt, state);
+  TransformerLM<Cuda, float> back(flavour_config(Flavour::Llama), 98);
+  AdamW<Cuda, float> back_opt;
+  load_checkpoint(tmp.file("cpu.ckpt"), back, back_opt);
+  CHECK(max_error<float, float>(gpu, host.parameters().values(), back.parameters().values()) == 0);
+  CHECK(max_error<float, float>(gpu, host_opt.second_moment().view(),
+                                back_opt.second_moment().view()) == 0);
+  // A corrupt file leaves the device model as it was.
+  {
+    std::FILE* f = std::fopen(tmp.file("cpu.ckpt").c_str(), "r+b");
+    REQUIRE(f);
+    std::fseek(f, 200, SEEK_SET);
+    const int byte = std::fgetc(f);
+    std::fseek(f, 200, SEEK_SET);
+    std::fputc(byte ^ 0x10, f);
+    std::fclose(f);
+  }
+  REQUIRE_THROWS_WITH(load_checkpoint(tmp.file("cpu.ckpt"), back, back_opt),
+                      Catch::Contains("checksum mismatch"));
+  CHECK(max_error<float, float>(gpu, host.parameters().values(), back.parameters().values()) == 0);
+}
+
 TEST_CASE("a warm Cuda training step allocates no device memory", "[cuda]") {
   NLA_SKIP_WITHOUT_DEVICE();
   TransformerLM<Cuda, float> lm(flavour_config(Flavour::Llama), 3);
@@ -573,6 +622,9 @@ class MirroredPeer final : public Communicator {
   void barrier() override {}
   Communicator& host() override { return memory_ == MemorySpace::Host ? *this : *host_twin_; }
   void set_host_twin(MirroredPeer& twin) { host_twin_ = &twin; }
+  // The queues DataParallel named, one per call that communicates.
+  void set_queue(void* queue) override { queues.push_back(queue); }
+  std::vector<void*> queues;
 
  private:
   Cuda* backend_;
@@ -604,6 +656,20 @@ TEST_CASE("a data-parallel Cuda LmTrainer over a device communicator trains as t
   CHECK(max_error<float, float>(gpu, m.cpu.parameters().values(), m.gpu.parameters().values()) <
         1e-4);
   CHECK(g.data_parallel().communication().collectives > 5);  // buckets of 100
+  // Every step's collectives were queued behind the model's own stream; a
+  // second model (its own stream) sharing the communicator gets its own.
+  REQUIRE(!device.queues.empty());
+  for (void* q : device.queues) CHECK(q == native_queue(gpu));
+  TransformerLM<Cuda, float> other(flavour_config(Flavour::Llama), 6);
+  LmTrainer<Cuda, float> g2(other, o);
+  g2.set_data_parallel(DataParallel(device, DataParallelOptions{100, false}));
+  device.queues.clear();
+  g2.step(data.tokens_g.view(), data.targets_g.view());
+  REQUIRE(!device.queues.empty());
+  for (void* q : device.queues) CHECK(q == native_queue(other.backend()));
+#if NLA_CUDA_DEVICE_SYSTEM
+  CHECK(native_queue(other.backend()) != native_queue(gpu));
+#endif
   // A Cpu model cannot use a device communicator.
   LmTrainer<Cpu, float> wrong(m.cpu, o);
   wrong.set_data_parallel(DataParallel(device));
