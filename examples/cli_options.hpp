@@ -23,4 +23,14 @@ inline CLI::Option* add_text_separator_option(CLI::App& app, DocumentSeparator& 
                                                    {"file", DocumentSeparator::WholeFile}}));
 }
 
+// --backend cpu|cuda, in programs built with the Cuda backend: cuda puts
+// every model on the GPU (in a thrust-omp build, on Thrust's OpenMP system).
+inline CLI::Option* add_backend_option(CLI::App& app, std::string& backend) {
+  return app
+      .add_option("--backend", backend,
+                  "cpu, or cuda: every model on the Cuda backend (one GPU; in a thrust-omp "
+                  "build, Thrust's OpenMP system)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
 }  // namespace nla::examples

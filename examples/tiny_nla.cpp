@@ -19,10 +19,7 @@ int main(int argc, char** argv) {
   add_nla_pipeline_options(app, a, false);
   std::string backend = "cpu";
 #ifdef NLA_EXAMPLE_CUDA
-  app.add_option("--backend", backend,
-                 "cpu, or cuda: every model on the Cuda backend (one GPU; in the thrust-omp "
-                 "build, Thrust's OpenMP system)")
-      ->check(CLI::IsMember({"cpu", "cuda"}));
+  add_backend_option(app, backend);
 #endif
   CLI11_PARSE(app, argc, argv);
   try {

@@ -1,3 +1,0 @@
-// nla_pipeline_cuda.cu compiled by the host compiler on Thrust's OpenMP
-// device system (see that file).
-#include "nla_pipeline_cuda.cu"
