@@ -43,9 +43,11 @@ int main(int argc, char** argv) {
       std::int64_t missing = cuda_backend_available(&why) ? 0 : 1;
       all_reduce_sum(mpi, &missing, 1);
       backend = missing == 0 ? "cuda" : "cpu";
+      // Rank 0 prints; its own reason only when it is one of those ranks.
       if (mpi.rank() == 0 && missing > 0)
-        std::cerr << "multi_gpu_nla: " << missing << " rank(s) found no usable GPU (" << why
-                  << "); running the Cpu backend over MPI\n";
+        std::cerr << "multi_gpu_nla: " << missing << " rank(s) found no usable GPU"
+                  << (why.empty() ? "" : " (rank 0: " + why + ")")
+                  << "; running the Cpu backend over MPI\n";
     }
     if (backend == "cuda") {
       const std::unique_ptr<Communicator> nccl = make_nccl_communicator(mpi);
