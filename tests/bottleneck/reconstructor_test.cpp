@@ -3,26 +3,18 @@
 #include "nla/bottleneck/reconstructor.hpp"
 #include "nla/nla.hpp"
 #include "support/gradcheck.hpp"
+#include "support/random_tokens.hpp"
 
 using namespace nla;
 using namespace nla::testing;
 
-namespace {
-
-Tensor<std::int32_t, Cpu> ids(index_t batch, index_t t, index_t vocab, std::uint64_t seed) {
-  Tensor<std::int32_t, Cpu> x(Shape{batch, t});
-  for (index_t i = 0; i < x.size(); ++i)
-    x.data()[i] = std::int32_t(random_bits(seed, 0, i) % vocab);
-  return x;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("the reconstructor starts as the target's truncated stream through an identity head",
           "[bottleneck]") {
   TransformerLM<Cpu, double> target(TransformerConfig::llama(20, 8, 16, 3, 4, 2), 4);
   Reconstructor<Cpu, double> ar(target, 2);
-  const auto tokens = ids(2, 6, 20, 1);
+  const auto tokens = random_tokens(2, 6, 20, 1);
   LmActivations<double, Cpu> acts;
   auto stream = target.forward_stream(tokens.view(), 2, acts);
   ReconstructorCache<double, Cpu> cache;
@@ -43,7 +35,7 @@ TEST_CASE("reconstructor loss is 2(1 - cos) and its gradient passes finite diffe
     // A non-identity head so its gradient is generic.
     auto head = ar.head_parameters().values();
     for (index_t i = 0; i < head.size(); ++i) head.data()[i] += 0.1 * random_normal(3, 0, i);
-    const auto tokens = ids(3, 5, 20, 2);
+    const auto tokens = random_tokens(3, 5, 20, 2);
     const std::vector<index_t> read = {4, 2, 0};
     std::vector<float> goal(3 * 16);
     for (std::size_t i = 0; i < goal.size(); ++i) goal[i] = float(random_normal(5, 0, i));
@@ -80,7 +72,7 @@ TEST_CASE("reconstructor rejects bad read positions, targets and block counts",
   REQUIRE_THROWS_WITH(Ar(target, 3), Catch::Contains("outside [1, 2]"));
   Reconstructor<Cpu, double> ar(target, 2);
   ReconstructorCache<double, Cpu> cache;
-  const auto tokens = ids(2, 4, 20, 1);
+  const auto tokens = random_tokens(2, 4, 20, 1);
   REQUIRE_THROWS_WITH(ar.forward(tokens.view(), {1}, cache), Catch::Contains("1 read positions"));
   REQUIRE_THROWS_WITH(ar.forward(tokens.view(), {1, 4}, cache), Catch::Contains("read[1] = 4"));
   ar.forward(tokens.view(), {1, 3}, cache);

@@ -9,7 +9,7 @@ using namespace nla::testing;
 
 namespace {
 
-std::vector<float> activations(index_t n, index_t d, std::uint64_t seed) {
+std::vector<float> random_activations(index_t n, index_t d, std::uint64_t seed) {
   std::vector<float> v(static_cast<std::size_t>(n * d));
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = float(3 * random_normal(seed, 0, i));
   return v;
@@ -24,7 +24,7 @@ TEST_CASE("the verbalizer injects v * scale / |v| at the slot and extends the vo
   REQUIRE(av.slot_token() == 12);
   REQUIRE(av.prompt_tokens() == std::vector<std::int32_t>{0, 5, 12, 6});
   VerbalizerCache<double, Cpu> c;
-  const auto v = activations(2, 8, 3);
+  const auto v = random_activations(2, 8, 3);
   av.inject(v, c);
   for (index_t b = 0; b < 2; ++b) {
     double sq = 0;
@@ -47,7 +47,7 @@ TEST_CASE("gradients flow through the injection slot (finite differences)",
     TransformerLM<Cpu, double> target(config, 2);
     Verbalizer<Cpu, double> av(target, {{0, 5}, {6}}, 2.0);
     VerbalizerCache<double, Cpu> c;
-    av.inject(activations(2, 8, 4), c);
+    av.inject(random_activations(2, 8, 4), c);
     const std::vector<std::vector<std::int32_t>> text = {{3, 4, 1}, {7, 2}};
     auto loss = [&] { return av.teacher_forced(c, text); };
     loss();
@@ -69,7 +69,7 @@ TEST_CASE("explanation log-probabilities from sampling equal the teacher-forced 
   for (index_t i = 0; i < w.size(); ++i) w.data()[i] *= 6;  // a peaked distribution
   Verbalizer<Cpu, double> av(target, {{0, 5}, {6}}, 2.0);
   VerbalizerCache<double, Cpu> c;
-  av.inject(activations(3, 8, 5), c);
+  av.inject(random_activations(3, 8, 5), c);
   SamplingOptions o;
   o.max_new_tokens = 6;
   GenerateOptions g;

@@ -19,6 +19,7 @@
 
 #include <nla/io/checkpoint.hpp>
 #include <nla/nla.hpp>
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -31,7 +32,9 @@ using Catch::Contains;
 
 constexpr index_t kBatch = 2, kTime = 8;
 
+using nla::testing::read_bytes;
 using nla::testing::TempDir;
+using nla::testing::write_bytes;
 
 nla::TransformerConfig gpt2_config() {
   return nla::TransformerConfig::gpt2(32, 8, 16, 2, 2);
@@ -96,18 +99,6 @@ bool same_moments(const Opt& a, const Opt& b) {
 bool same_options(const nla::AdamWOptions& a, const nla::AdamWOptions& b) {
   return a.lr == b.lr && a.beta1 == b.beta1 && a.beta2 == b.beta2 && a.eps == b.eps &&
          a.weight_decay == b.weight_decay;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  REQUIRE(out);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  REQUIRE(out);
 }
 
 namespace cd = nla::checkpoint_detail;

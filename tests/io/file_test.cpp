@@ -10,17 +10,15 @@
 #include <catch2/catch.hpp>
 
 #include "nla/io/file.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using Catch::Contains;
 
 namespace {
+using nla::testing::read_bytes;
 using nla::testing::TempDir;
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 void write_text(nla::io::TemporaryFile const& f, const std::string& s) {
   f.write(s.data(), s.size());
 }
@@ -49,12 +47,12 @@ TEST_CASE("write_file_atomically replaces a file or leaves it untouched", "[io]"
   TempDir dir;
   const std::string p = dir.file("out.txt");
   nla::io::write_file_atomically("op", "file", p, [](const auto& f) { write_text(f, "first"); });
-  CHECK(slurp(p) == "first");
+  CHECK(read_bytes(p) == "first");
   nla::io::write_file_atomically("op", "file", p, [](const auto& f) {
     write_text(f, "xxxxxx");
     f.write("AB", 2, 0);
   });
-  CHECK(slurp(p) == "ABxxxx");
+  CHECK(read_bytes(p) == "ABxxxx");
   CHECK(dir.entries().size() == 1);
 
   // A writer that throws: the exception passes unchanged, no temporary stays.
@@ -64,7 +62,7 @@ TEST_CASE("write_file_atomically replaces a file or leaves it untouched", "[io]"
                                                      throw std::runtime_error("boom");
                                                    }),
                     "boom");
-  CHECK(slurp(p) == "ABxxxx");
+  CHECK(read_bytes(p) == "ABxxxx");
   CHECK(dir.entries().size() == 1);
 
   // The temporary's name is taken by a directory: cannot create.
@@ -96,5 +94,5 @@ TEST_CASE("write_file_atomically replaces a file or leaves it untouched", "[io]"
   nla::io::write_file_atomically("op", "file", "rel.txt",
                                  [](const auto& f) { write_text(f, "r"); });
   fs::current_path(old);
-  CHECK(slurp(dir.file("rel.txt")) == "r");
+  CHECK(read_bytes(dir.file("rel.txt")) == "r");
 }

@@ -9,23 +9,18 @@
 #include <xtensor/xtensor.hpp>
 
 #include "nla/io/npy.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using Catch::Contains;
 using nla::io::load_npy_matrix;
 using nla::io::NpyWriter;
+using nla::testing::read_bytes;
 using nla::testing::TempDir;
+using nla::testing::write_bytes;
 
 namespace {
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-void spit(const std::string& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
-}
 
 // [rows, columns] with distinct, non-trivial values.
 xt::xtensor<float, 2> matrix(std::size_t rows, std::size_t columns, float offset = 0) {
@@ -85,7 +80,7 @@ TEST_CASE("the NpyWriter header is NumPy's version 1.0 format with the final sha
   TempDir dir;
   const std::string p = dir.file("h.npy");
   write_matrix(p, matrix(42, 3), 5);
-  const std::string bytes = slurp(p);
+  const std::string bytes = read_bytes(p);
   REQUIRE(bytes.size() > nla::io::kNpyHeaderBytes);
   CHECK(bytes.substr(0, 8) == std::string("\x93NUMPY\x01\x00", 8));
   // u16 header length 118: the preamble is 10 bytes, 10 + 118 = 128.
@@ -115,14 +110,14 @@ TEST_CASE("an unfinished NpyWriter leaves an existing file untouched", "[io]") {
   const std::string p = dir.file("keep.npy");
   const auto original = matrix(4, 6);
   write_matrix(p, original, 2);
-  const std::string before = slurp(p);
+  const std::string before = read_bytes(p);
   {
     NpyWriter w(p, 6);
     const auto other = matrix(9, 6, 100);
     w.write_rows(&other(0, 0), 9);
     CHECK(dir.entries().size() == 2);  // the file and the writer's temporary
   }
-  CHECK(slurp(p) == before);
+  CHECK(read_bytes(p) == before);
   CHECK(dir.entries() == std::vector<std::string>{"keep.npy"});
   CHECK(same(load_npy_matrix(p), original));
 
@@ -134,7 +129,7 @@ TEST_CASE("an unfinished NpyWriter leaves an existing file untouched", "[io]") {
     throw std::runtime_error("interrupted");
   } catch (const std::runtime_error&) {
   }
-  CHECK(slurp(p) == before);
+  CHECK(read_bytes(p) == before);
   CHECK(dir.entries() == std::vector<std::string>{"keep.npy"});
 
   // A writer with no existing file leaves nothing.
@@ -146,10 +141,10 @@ TEST_CASE("load_npy_matrix names the file and the fault of a broken file", "[io]
   TempDir dir;
   const std::string good = dir.file("good.npy");
   write_matrix(good, matrix(5, 4), 5);
-  const std::string bytes = slurp(good);
+  const std::string bytes = read_bytes(good);
   const std::string p = dir.file("bad.npy");
   auto rejects = [&](const std::string& content, const std::string& fault) {
-    spit(p, content);
+    write_bytes(p, content);
     CHECK_THROWS_WITH(load_npy_matrix(p), Contains(p) && Contains(fault));
   };
 

@@ -12,6 +12,7 @@
 
 #include "nla/io/safetensors.hpp"
 #include "nla/io/safetensors_shards.hpp"
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 using Catch::Contains;
@@ -19,17 +20,11 @@ using nla::io::SafetensorsDtype;
 using nla::io::SafetensorsFile;
 using nla::io::SafetensorsShards;
 using nla::io::SafetensorsWriter;
+using nla::testing::read_bytes;
 using nla::testing::TempDir;
+using nla::testing::write_bytes;
 
 namespace {
-
-void spit(const std::string& p, const std::string& bytes) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes;
-}
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 // A file built by hand: the length, the header text as given, the data.
 std::string raw_file(const std::string& header, const std::string& data) {
@@ -47,7 +42,7 @@ std::string floats(std::initializer_list<float> xs) {
 // Opens `bytes` as a safetensors file and returns the error message.
 std::string open_error(const TempDir& dir, const std::string& bytes) {
   const std::string path = dir.file("bad.safetensors");
-  spit(path, bytes);
+  write_bytes(path, bytes);
   try {
     SafetensorsFile f(path);
   } catch (const nla::Error& e) {
@@ -87,7 +82,7 @@ TEST_CASE("safetensors: written tensors read back with their dtype, shape and me
 
   // The header is padded so that the data section starts 8-byte aligned.
   std::uint64_t header_bytes;
-  std::memcpy(&header_bytes, slurp(dir.file("m.safetensors")).data(), 8);
+  std::memcpy(&header_bytes, read_bytes(dir.file("m.safetensors")).data(), 8);
   CHECK(header_bytes % 8 == 0);
 
   // Reading into a narrower type converts: double -> float, float -> bf16.
@@ -220,7 +215,7 @@ TEST_CASE("safetensors: sharded directories round-trip and their index is checke
   // 80 bytes per tensor, shards of at most 200 bytes: 2 + 2 + 1 tensors.
   nla::io::write_safetensors_directory(dir.path().string(), w, 200);
   const std::string index_path = dir.file("model.safetensors.index.json");
-  const auto index = nlohmann::json::parse(slurp(index_path));
+  const auto index = nlohmann::json::parse(read_bytes(index_path));
   CHECK(index["metadata"]["total_size"] == 400);
   CHECK(index["weight_map"]["t4"] == "model-00003-of-00003.safetensors");
   const SafetensorsShards shards(dir.path().string());
@@ -232,7 +227,7 @@ TEST_CASE("safetensors: sharded directories round-trip and their index is checke
   CHECK_THROWS_WITH(shards.tensor("t9"), Contains("no shard of the checkpoint holds tensor 't9'"));
 
   auto index_error = [&](const nlohmann::json& bad) {
-    spit(index_path, bad.dump());
+    write_bytes(index_path, bad.dump());
     try {
       SafetensorsShards s(dir.path().string());
     } catch (const nla::Error& e) {
@@ -250,7 +245,7 @@ TEST_CASE("safetensors: sharded directories round-trip and their index is checke
   bad["weight_map"]["t0"] = "../escape.safetensors";
   CHECK_THAT(index_error(bad), Contains("not a file name in the directory"));
   CHECK_THAT(index_error({{"metadata", {}}}), Contains("has no \"weight_map\" object"));
-  spit(index_path, "{");
+  write_bytes(index_path, "{");
   CHECK_THROWS_WITH(SafetensorsShards(dir.path().string()), Contains("not valid JSON"));
 
   // A single file replaces the shards' index when the model fits one file.

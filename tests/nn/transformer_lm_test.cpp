@@ -6,6 +6,7 @@
 #include <nla/nla.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/random_tokens.hpp"
 
 using namespace nla;
 using namespace nla::testing;
@@ -15,13 +16,6 @@ namespace {
 TransformerConfig tiny_config(Flavour f, index_t vocab = 11, index_t context = 8, index_t d = 8) {
   return f == Flavour::Gpt2 ? TransformerConfig::gpt2(vocab, context, d, 2, 2)
                             : TransformerConfig::llama(vocab, context, d, 2, 4, 2);
-}
-
-Tensor<std::int32_t, Cpu> token_batch(index_t batch, index_t t, index_t vocab, std::uint64_t seed) {
-  Tensor<std::int32_t, Cpu> x(Shape{batch, t});
-  for (index_t i = 0; i < x.size(); ++i)
-    x.data()[i] = std::int32_t(random_bits(seed, 0, static_cast<std::uint64_t>(i)) % vocab);
-  return x;
 }
 
 }  // namespace
@@ -35,8 +29,8 @@ TEST_CASE("whole-model gradients pass the finite-difference check through hooks"
       TransformerLM<Cpu, double> lm(config, 3);
       LmActivations<double, Cpu> acts;
       const index_t batch = 2, t = 5, d = config.d_model;
-      auto tokens = token_batch(batch, t, config.vocab_size, 1);
-      auto targets = token_batch(batch, t, config.vocab_size, 2);
+      auto tokens = random_tokens(batch, t, config.vocab_size, 1);
+      auto targets = random_tokens(batch, t, config.vocab_size, 2);
       targets.data()[3] = -100;  // one ignored position
       // Replace row 1 of the embeddings (an injection slot), add a vector at
       // the output of block 0 (steering), read two rows after block 1.
@@ -69,7 +63,7 @@ TEST_CASE("truncated forward returns the stream after k blocks, with its backwar
       const auto config = tiny_config(f);
       TransformerLM<Cpu, double> lm(config, 7);
       LmActivations<double, Cpu> acts, full;
-      auto tokens = token_batch(2, 4, config.vocab_size, 8);
+      auto tokens = random_tokens(2, 4, config.vocab_size, 8);
       auto r = random_tensor<double>(Shape{2, 4, config.d_model}, 9);
       // stream[1] equals what a Read hook sees there in a full forward.
       TensorD seen(Shape{8, config.d_model});
@@ -109,7 +103,7 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward", "[nn
       TransformerLM<Cpu, float> lm(config, 11);
       LmActivations<float, Cpu> full, step;
       const index_t batch = 3, t = 9, v = config.vocab_size;
-      auto tokens = token_batch(batch, t, v, 12);
+      auto tokens = random_tokens(batch, t, v, 12);
       auto logits = lm.forward(tokens.view(), full);
       auto cache = lm.make_kv_cache(batch, config.context_length);
       // A 4-token prompt, then one token at a time.
@@ -144,7 +138,7 @@ TEST_CASE("backward reports, top block first, from where the gradients are final
       const auto config = tiny_config(f, 17, 12, 16);
       TransformerLM<Cpu, float> lm(config, 3);
       LmActivations<float, Cpu> acts;
-      const auto tokens = token_batch(2, 6, config.vocab_size, 4);
+      const auto tokens = random_tokens(2, 6, config.vocab_size, 4);
       Tensor<std::int32_t, Cpu> targets(Shape{12});
       for (index_t i = 0; i < 12; ++i) targets.data()[i] = tokens.data()[(i + 1) % 12];
       const index_t n = lm.parameters().size();
@@ -186,7 +180,7 @@ TEST_CASE("forward_last gives the last position's logits of the full forward", "
       TransformerLM<Cpu, float> lm(config, 13);
       LmActivations<float, Cpu> full, last;
       const index_t batch = 3, t = 7, v = config.vocab_size;
-      auto tokens = token_batch(batch, t, v, 14);
+      auto tokens = random_tokens(batch, t, v, 14);
       const auto logits =
           to_host(lm.backend(), ConstView<float, Cpu>(lm.forward(tokens.view(), full)));
       auto out = lm.forward_last(tokens.view(), last);
@@ -214,7 +208,7 @@ std::vector<double> overfit(Flavour f, int steps, double lr, std::uint64_t seed)
   o.weight_decay = 0.0;
   AdamW<Cpu, float> opt(lm.parameters(), o);
   LmActivations<float, Cpu> acts;
-  auto tokens = token_batch(4, 16, 32, seed + 1);
+  auto tokens = random_tokens(4, 16, 32, seed + 1);
   Tensor<std::int32_t, Cpu> targets(Shape{64});
   for (index_t i = 0; i < 64; ++i) targets.data()[i] = tokens.data()[(i + 1) % 64];
   std::vector<double> losses;
@@ -251,11 +245,11 @@ TEST_CASE("the model names bad input in its errors", "[nn][errors]") {
   const auto config = tiny_config(Flavour::Gpt2);
   TransformerLM<Cpu, float> lm(config, 1);
   LmActivations<float, Cpu> acts;
-  auto tokens = token_batch(1, 4, config.vocab_size, 1);
+  auto tokens = random_tokens(1, 4, config.vocab_size, 1);
   tokens.data()[2] = 11;
   REQUIRE_THROWS_WITH(lm.forward(tokens.view(), acts), Catch::Contains("ids[2] = 11"));
   tokens.data()[2] = 0;
-  auto too_long = token_batch(1, config.context_length + 1, config.vocab_size, 1);
+  auto too_long = random_tokens(1, config.context_length + 1, config.vocab_size, 1);
   REQUIRE_THROWS_WITH(lm.forward(too_long.view(), acts), Catch::Contains("context_length"));
   Tensor<std::int32_t, Cpu> targets(Shape{4});
   REQUIRE_THROWS_WITH(lm.loss(acts, targets.view()), Catch::Contains("call forward"));

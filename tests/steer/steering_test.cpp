@@ -9,6 +9,7 @@
 #include <nla/steer/sweep.hpp>
 
 #include "support/gradcheck.hpp"
+#include "support/random_tokens.hpp"
 
 using namespace nla;
 using namespace nla::testing;
@@ -18,13 +19,6 @@ namespace {
 TransformerConfig steer_config(Flavour f) {
   return f == Flavour::Gpt2 ? TransformerConfig::gpt2(50, 16, 16, 3, 2)
                             : TransformerConfig::llama(50, 16, 16, 3, 4, 2);
-}
-
-Tensor<std::int32_t, Cpu> token_batch(index_t batch, index_t t, index_t vocab, std::uint64_t seed) {
-  Tensor<std::int32_t, Cpu> x(Shape{batch, t});
-  for (index_t i = 0; i < x.size(); ++i)
-    x.data()[i] = std::int32_t(random_bits(seed, 0, static_cast<std::uint64_t>(i)) % vocab);
-  return x;
 }
 
 std::vector<double> random_direction(index_t d, std::uint64_t seed) {
@@ -63,7 +57,7 @@ TEST_CASE("AddNormScaled adds alpha |h| u at the steered rows and nothing elsewh
       LmActivations<float, Cpu> acts;
       const index_t batch = 2, t = 5, n = batch * t, d = config.d_model, stream = 2;
       const double alpha = 1.5;
-      auto tokens = token_batch(batch, t, config.vocab_size, 4);
+      auto tokens = random_tokens(batch, t, config.vocab_size, 4);
       SteeringOptions options{stream, alpha, SteeringPositions::at({1, 3})};
       SteeringHooks<Cpu, float> steering(lm, random_direction(d, 5), options);
       const auto* steer = steering.hooks(batch, 0, t);
@@ -130,8 +124,8 @@ TEST_CASE("AddNormScaled gradients pass the finite-difference check", "[steer][g
       TransformerLM<Cpu, double> lm(config, 13);
       LmActivations<double, Cpu> acts;
       const index_t batch = 2, t = 5, d = config.d_model;
-      auto tokens = token_batch(batch, t, config.vocab_size, 14);
-      auto targets = token_batch(batch, t, config.vocab_size, 15);
+      auto tokens = random_tokens(batch, t, config.vocab_size, 14);
+      auto targets = random_tokens(batch, t, config.vocab_size, 15);
       // Row 1 is steered twice (its second add sees the first one's result),
       // so the backward must unwind the rows in reverse.
       const std::vector<index_t> rows = {1, t + 3, 1};
@@ -368,7 +362,7 @@ TEST_CASE("steering names bad input in its errors", "[steer][errors]") {
 
   // A saved buffer of the wrong shape is named by the hook check.
   LmActivations<float, Cpu> acts;
-  auto tokens = token_batch(1, 4, config.vocab_size, 1);
+  auto tokens = random_tokens(1, 4, config.vocab_size, 1);
   Tensor<float, Cpu> v(Shape{1, config.d_model}), saved(Shape{2, config.d_model});
   nla::Hooks<float, Cpu> hooks{{1, HookAction::AddNormScaled, {0}, v.view(), {}}};
   hooks[0].saved = saved.view();

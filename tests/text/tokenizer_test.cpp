@@ -29,6 +29,7 @@
 #include <nla/text/pretokenize.hpp>
 #include <nla/text/unicode.hpp>
 #include <nlohmann/json.hpp>
+#include "support/files.hpp"
 #include "support/temp_dir.hpp"
 
 #ifndef NLA_TEST_DATA_DIR
@@ -43,12 +44,8 @@ using Ids = std::vector<std::int32_t>;
 using nla::BpeTokenizer;
 using nla::SpecialTokenMode;
 
+using nla::testing::read_bytes;
 using nla::testing::TempDir;
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
@@ -173,7 +170,7 @@ struct Case {
 
 std::vector<Case> gpt2_cases() {
   const nlohmann::json fixture =
-      nlohmann::json::parse(read_text(NLA_TEST_DATA_DIR "/gpt2_encodings.json"));
+      nlohmann::json::parse(read_bytes(NLA_TEST_DATA_DIR "/gpt2_encodings.json"));
   std::vector<Case> cases;
   for (const auto& c : fixture.at("cases"))
     cases.push_back({c.at("text").get<std::string>(), c.at("ids").get<Ids>()});
@@ -182,9 +179,9 @@ std::vector<Case> gpt2_cases() {
 
 // GPT-2's files as a Hugging Face tokenizer.json, merges in either form.
 nlohmann::json gpt2_as_hf_json(const std::string& dir, bool merges_as_arrays) {
-  nlohmann::json vocab = nlohmann::json::parse(read_text(dir + "/encoder.json"));
+  nlohmann::json vocab = nlohmann::json::parse(read_bytes(dir + "/encoder.json"));
   nlohmann::json merges = nlohmann::json::array();
-  std::istringstream lines(read_text(dir + "/vocab.bpe"));
+  std::istringstream lines(read_bytes(dir + "/vocab.bpe"));
   std::string line;
   std::getline(lines, line);  // #version
   while (std::getline(lines, line)) {
@@ -522,7 +519,7 @@ TEST_CASE("tokenizer.json save and load round-trip", "[text]") {
   // Saving the loaded copy writes the same file.
   const std::string again = dir.file("again.json");
   loaded.save_hf_json(again);
-  CHECK(read_text(again) == read_text(path));
+  CHECK(read_bytes(again) == read_bytes(path));
 
   // A bare byte tokenizer (no merges, no special tokens) round-trips too.
   const std::string bare = dir.file("bare.json");
@@ -534,7 +531,7 @@ TEST_CASE("tokenizer.json save and load round-trip", "[text]") {
   CHECK(bare_loaded.encode("hi") == Ids{'h', 'i'});
 
   // The file is a plain Hugging Face BPE tokenizer.json.
-  const nlohmann::json json = nlohmann::json::parse(read_text(path));
+  const nlohmann::json json = nlohmann::json::parse(read_bytes(path));
   CHECK(json.at("model").at("type") == "BPE");
   CHECK(json.at("pre_tokenizer").at("type") == "ByteLevel");
   CHECK(json.at("model").at("vocab").size() == static_cast<std::size_t>(tok.vocab_size()));
@@ -550,7 +547,7 @@ TEST_CASE("tokenizer.json options: prefix space, ignore_merges, added-token stri
   const BpeTokenizer& tok = small_trained();
   const std::string path = dir.file("tokenizer.json");
   tok.save_hf_json(path);
-  const nlohmann::json base = nlohmann::json::parse(read_text(path));
+  const nlohmann::json base = nlohmann::json::parse(read_bytes(path));
   const auto load = [&](const nlohmann::json& json) {
     write_text(path, json.dump());
     return BpeTokenizer::from_hf_json(path);
@@ -614,7 +611,7 @@ TEST_CASE("bad tokenizer files are errors naming the file", "[text]") {
   const BpeTokenizer& tok = small_trained();
   const std::string good = dir.file("good.json");
   tok.save_hf_json(good);
-  const std::string text = read_text(good);
+  const std::string text = read_bytes(good);
   const nlohmann::json base = nlohmann::json::parse(text);
   const std::string bad = dir.file("bad.json");
   const auto load_json = [&](const nlohmann::json& json) {
@@ -795,7 +792,7 @@ TEST_CASE("GPT-2 tokenizer.json variants match Hugging Face tokenizers", "[text]
   // single_word, matched in the input.
   const std::string gdir = gpt2_dir();
   const nlohmann::json fixture =
-      nlohmann::json::parse(read_text(NLA_TEST_DATA_DIR "/gpt2_hf_encodings.json"));
+      nlohmann::json::parse(read_bytes(NLA_TEST_DATA_DIR "/gpt2_hf_encodings.json"));
   TempDir dir("hf_variants");
   nlohmann::json json = gpt2_as_hf_json(gdir, /*merges_as_arrays=*/true);
   REQUIRE(fixture.at("variants").size() == 4);

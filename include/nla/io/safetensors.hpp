@@ -386,8 +386,11 @@ class SafetensorsWriter {
   void add(const std::string& name, const std::vector<std::uint64_t>& shape, const T* values) {
     std::uint64_t n = 1;
     for (std::uint64_t s : shape) n *= s;
-    add_bytes(name, safetensors_dtype_of<T>(), shape,
-              std::string(reinterpret_cast<const char*>(values), n * sizeof(T)));
+    // An empty tensor may come with values == nullptr, which std::string's
+    // (pointer, length) constructor must not see.
+    std::string bytes(n * sizeof(T), '\0');
+    if (!bytes.empty()) std::memcpy(bytes.data(), values, bytes.size());
+    add_bytes(name, safetensors_dtype_of<T>(), shape, std::move(bytes));
   }
 
   void add_bytes(const std::string& name, SafetensorsDtype dtype,
