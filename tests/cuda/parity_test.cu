@@ -526,10 +526,42 @@ TEST_CASE("a warm Cuda training step allocates no device memory", "[cuda]") {
   const TokenBatch data(lm.backend(), 2, 10, 48, 4);
   Trainee<Cuda, float> t(lm, data.tokens_g, data.targets_g);
   t.step();
-  const std::int64_t warm = gpu::device_allocation_count();
+  const gpu::DeviceMemoryStats warm = gpu::device_memory_stats();
+  gpu::reset_peak_device_memory();
   for (int s = 0; s < 3; ++s) t.step();
-  CHECK(gpu::device_allocation_count() == warm);
-  CHECK(warm > 0);  // the counter sees the model's allocations
+  const gpu::DeviceMemoryStats after = gpu::device_memory_stats();
+  CHECK(after.allocations == warm.allocations);
+  CHECK(after.bytes_in_use == warm.bytes_in_use);
+  CHECK(after.peak_bytes == warm.bytes_in_use);
+  CHECK(warm.allocations > 0);  // the counter sees the model's allocations
+}
+
+TEST_CASE("device memory accounting follows every buffer, and the peak until reset", "[cuda]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  const gpu::DeviceMemoryStats before = gpu::device_memory_stats();
+  gpu::reset_peak_device_memory();
+  {
+    gpu::DeviceBuffer<float> a(1000);
+    {
+      gpu::DeviceBuffer<double> b(500);
+      CHECK(gpu::device_memory_stats().bytes_in_use == before.bytes_in_use + 4000 + 4000);
+    }
+    CHECK(gpu::device_memory_stats().bytes_in_use == before.bytes_in_use + 4000);
+    a.resize(3000);  // grows: the new block is taken before the old one is freed
+    CHECK(gpu::device_memory_stats().bytes_in_use == before.bytes_in_use + 12000);
+    CHECK(gpu::device_memory_stats().peak_bytes == before.bytes_in_use + 16000);
+    gpu::reset_peak_device_memory();
+    CHECK(gpu::device_memory_stats().peak_bytes == before.bytes_in_use + 12000);
+  }
+  const gpu::DeviceMemoryStats after = gpu::device_memory_stats();
+  CHECK(after.bytes_in_use == before.bytes_in_use);
+  CHECK(after.allocations == before.allocations + 3);
+
+  // A request the device cannot meet is a clear error, and nothing is counted.
+  CHECK_THROWS_WITH(
+      gpu::device_allocate(std::size_t(1) << 62),
+      Catch::Contains("Cuda") && Catch::Contains("cannot allocate") && Catch::Contains("MiB"));
+  CHECK(gpu::device_memory_stats().bytes_in_use == before.bytes_in_use);
 }
 
 TEST_CASE("the counter-based RNG draws the same numbers on the device as on the host", "[cuda]") {

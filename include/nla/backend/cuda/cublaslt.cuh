@@ -5,6 +5,7 @@
 // first step a GEMM is one cublasLtMatmul call with nothing to query.
 // CUDA device system only (empty on Thrust's host systems).
 
+#include "nla/backend/cuda/memory.cuh"
 #include "nla/backend/cuda/platform.cuh"
 
 #if NLA_CUDA_DEVICE_SYSTEM
@@ -55,8 +56,7 @@ class CublasLt {
 
   CublasLt() {
     check_cublas(cublasLtCreate(&handle_), "cublasLtCreate");
-    if (cudaMalloc(&workspace_, kWorkspaceBytes) != cudaSuccess)
-      NLA_FAIL("Cuda", "cannot allocate the {} MiB cuBLASLt workspace", kWorkspaceBytes >> 20);
+    workspace_ = device_allocate(kWorkspaceBytes);
   }
   CublasLt(const CublasLt&) = delete;
   CublasLt& operator=(const CublasLt&) = delete;
@@ -67,7 +67,7 @@ class CublasLt {
       cublasLtMatrixLayoutDestroy(p.out);
       cublasLtMatmulDescDestroy(p.desc);
     }
-    cudaFree(workspace_);
+    device_free(workspace_, kWorkspaceBytes);
     cublasLtDestroy(handle_);
   }
 

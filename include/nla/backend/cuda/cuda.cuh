@@ -23,13 +23,12 @@
 #include <utility>
 
 #include <thrust/copy.h>
-#include <thrust/device_free.h>
-#include <thrust/device_malloc.h>
 #include <thrust/execution_policy.h>
 #include <thrust/fill.h>
 #include <thrust/for_each.h>
 #include <thrust/iterator/counting_iterator.h>
 
+#include "nla/backend/cuda/memory.cuh"
 #include "nla/backend/cuda/platform.cuh"
 #include "nla/core/error.hpp"
 #include "nla/core/shape.hpp"
@@ -67,21 +66,6 @@ inline void require_device() {
              "no usable GPU: {}. Run on a machine with an NVIDIA GPU and driver, or use "
              "the Cpu backend",
              why);
-}
-
-// Every device allocation the backend makes (tensors and Thrust temporaries)
-// goes through these two functions and is counted, so a test can check that
-// a warm training step allocates nothing.
-inline std::int64_t& device_allocation_count() {
-  static std::int64_t count = 0;
-  return count;
-}
-inline void* device_allocate(std::size_t bytes) {
-  ++device_allocation_count();
-  return thrust::raw_pointer_cast(thrust::device_malloc<char>(bytes == 0 ? 1 : bytes));
-}
-inline void device_free(void* p) {
-  if (p) thrust::device_free(thrust::device_pointer_cast(static_cast<char*>(p)));
 }
 
 // Owning device array of trivially copyable T; data() is a raw pointer, as
@@ -128,7 +112,7 @@ class DeviceBuffer {
 
  private:
   void reset() {
-    device_free(data_);
+    device_free(data_, capacity_ * sizeof(T));
     data_ = nullptr;
     size_ = capacity_ = 0;
   }
@@ -153,8 +137,8 @@ class TemporaryCache {
   TemporaryCache(const TemporaryCache&) = delete;
   TemporaryCache& operator=(const TemporaryCache&) = delete;
   ~TemporaryCache() {
-    for (auto& [bytes, p] : free_) device_free(p);
-    for (auto& [p, bytes] : used_) device_free(p);
+    for (auto& [bytes, p] : free_) device_free(p, static_cast<std::size_t>(bytes));
+    for (auto& [p, bytes] : used_) device_free(p, static_cast<std::size_t>(bytes));
   }
 
   char* allocate(std::ptrdiff_t bytes) {
