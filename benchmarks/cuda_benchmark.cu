@@ -1,0 +1,112 @@
+// Google Benchmark of the Cuda backend on the GPU workloads of
+// benchmarks/cuda_workloads.cuh, with the shapes the PyTorch references were
+// measured at (docs/performance.md):
+//   TrainStep/gpt2-124m/{fp32,tf32,bf16}  batch 16, context 1024
+//   TrainStep/small/{fp32,bf16}           batch 64, context 128
+//   Generate/gpt2-124m/bf16               batch 64, prompt 64, 64 new tokens
+// Counters: tokens_per_s (or new_tokens_per_s), mfu for training, and
+// peak_memory_mib, the most device memory nla held while the benchmark ran.
+// Without a usable GPU it stops with the clear error and status 1.
+
+#include <benchmark/benchmark.h>
+
+#include <iostream>
+#include <string>
+
+#include "cuda_workloads.cuh"
+
+namespace {
+
+using namespace nla;
+using bench::Precision;
+
+struct Case {
+  const char* preset;
+  const char* precision;
+  index_t batch;
+};
+
+// Peak device memory from here to the end of the benchmark, in MiB.
+class PeakMemory {
+ public:
+  PeakMemory() : held_before_(gpu::device_memory_stats().bytes_in_use) {
+    gpu::reset_peak_device_memory();
+  }
+  double mib() const {
+    return double(gpu::device_memory_stats().peak_bytes - held_before_) / double(1 << 20);
+  }
+
+ private:
+  std::int64_t held_before_;
+};
+
+template <class T>
+void train_step(benchmark::State& state, Case c) {
+  const PeakMemory memory;
+  const Precision precision = bench::parse_precision(c.precision);
+  bench::TrainStepWorkload<T> work(bench::gpu_preset(c.preset), c.batch, precision, 1);
+  work.step();  // warm-up: buffers, plans and the temporary cache reach their size
+  for (auto _ : state) benchmark::DoNotOptimize(work.step());
+  work.synchronize();
+  const double tokens = double(work.tokens_per_step());
+  state.counters["tokens_per_s"] =
+      benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["mfu"] = benchmark::Counter(
+      tokens * work.flops_per_token() / (bench::h100_sxm_peak_tflops(precision) * 1e12),
+      benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_memory_mib"] = memory.mib();
+}
+
+template <class T>
+void generate(benchmark::State& state, Case c, index_t prompt, index_t new_tokens) {
+  const PeakMemory memory;
+  bench::GenerateWorkload<T> work(bench::gpu_preset(c.preset), c.batch, prompt, new_tokens,
+                                  bench::parse_precision(c.precision), 1);
+  work.run();  // warm-up
+  for (auto _ : state) work.run();
+  state.counters["new_tokens_per_s"] = benchmark::Counter(
+      double(work.new_tokens_per_call()), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["peak_memory_mib"] = memory.mib();
+}
+
+// A failure (out of memory, say) skips that benchmark with its message.
+template <class Run>
+void add(const std::string& name, Run run) {
+  benchmark::RegisterBenchmark(name.c_str(),
+                               [run](benchmark::State& state) {
+                                 try {
+                                   run(state);
+                                 } catch (const std::exception& e) {
+                                   state.SkipWithError(e.what());
+                                 }
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime()
+      ->MinTime(2.0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    gpu::require_device();
+  } catch (const std::exception& e) {
+    std::cerr << "nla_cuda_benchmark: " << e.what() << "\n";
+    return 1;
+  }
+  for (Case c :
+       {Case{"gpt2-124m", "fp32", 16}, Case{"gpt2-124m", "tf32", 16}, Case{"gpt2-124m", "bf16", 16},
+        Case{"small", "fp32", 64}, Case{"small", "bf16", 64}})
+    add(std::string("TrainStep/") + c.preset + "/" + c.precision, [c](benchmark::State& s) {
+      bench::with_storage_type(bench::parse_precision(c.precision),
+                               [&](auto t) { train_step<decltype(t)>(s, c); });
+    });
+  add("Generate/gpt2-124m/bf16", [](benchmark::State& s) {
+    generate<bf16>(s, Case{"gpt2-124m", "bf16", 64}, 64, 64);
+  });
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
