@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Plain PyTorch (eager, fp32, CPU) reference for the nla benchmarks.
+"""Plain PyTorch reference for the nla benchmarks, on the CPU or a GPU.
 
-Two tasks share one set of model definitions:
+Three tasks share one set of model definitions:
 
   --task train     (default) one training step: forward, cross-entropy,
                    backward, grad-norm clip, AdamW; reports tokens_per_s.
@@ -11,6 +11,17 @@ Two tasks share one set of model definitions:
                    temperature 1 (torch.multinomial, no top-k/top-p), under
                    torch.inference_mode(); reports new_tokens_per_s.
                    Mirrors Generate/<flavour>/<config> in nla_benchmarks.
+  --task hf-generate
+                   the same sampling through Hugging Face transformers'
+                   GPT2LMHeadModel.generate (gpt2 flavour only; random weights,
+                   every sequence runs to --new-tokens).
+
+On the CPU (the default) it runs eager fp32 with --threads threads, the side
+of benchmarks/compare_pytorch.sh. With --device cuda it is the GPU reference
+of benchmarks/compare_pytorch_gpu.sh, beside examples/cuda_throughput:
+  --precision fp32 | tf32 (TF32 tensor-core matmuls) | bf16 (training: autocast
+  to bf16 over fp32 weights; generation: the model cast to bf16), --compile
+  for torch.compile, and peak_memory_mib (torch.cuda.max_memory_reserved).
 
 The model definitions below deliberately mirror what the C++ benchmarks
 implement, so the two numbers can be compared like with like:
@@ -41,6 +52,7 @@ import time
 CONFIGS = {
     "tiny": dict(d_model=128, layers=4, heads=4, context=64, vocab=512, batch=16),
     "small": dict(d_model=256, layers=6, heads=8, context=128, vocab=4096, batch=8),
+    "gpt2-124m": dict(d_model=768, layers=12, heads=12, context=1024, vocab=50257, batch=16),
 }
 
 # --task generate shapes (batch, prompt length, new tokens), as in the C++
@@ -48,6 +60,7 @@ CONFIGS = {
 GEN_CONFIGS = {
     "tiny": dict(gen_batch=64, prompt_len=32, new_tokens=32),
     "small": dict(gen_batch=16, prompt_len=64, new_tokens=64),
+    "gpt2-124m": dict(gen_batch=64, prompt_len=64, new_tokens=64),
 }
 
 
@@ -59,8 +72,16 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description="PyTorch eager fp32 reference for the nla training-step and "
         "generation benchmarks. Prints one JSON result line on stdout.")
-    p.add_argument("--task", choices=("train", "generate"), default="train",
-                   help="train: one training step; generate: KV-cache sampling (default: train)")
+    p.add_argument("--task", choices=("train", "generate", "hf-generate"), default="train",
+                   help="train: one training step; generate: KV-cache sampling; hf-generate: "
+                   "the same through transformers' generate (default: train)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where to run (default: cpu)")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"), default="fp32",
+                   help="fp32; tf32 matmuls (cuda only); bf16: autocast for training, a bf16 "
+                   "model for generation (default: fp32)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (PyTorch >= 2.0)")
     p.add_argument("--flavour", choices=("gpt2", "llama"), default="gpt2",
                    help="model family (default: gpt2)")
     p.add_argument("--config", choices=sorted(CONFIGS), default="tiny",
@@ -128,7 +149,11 @@ def parse_args(argv=None):
         args.blas_threads = args.threads
     if args.threads < 1 or args.blas_threads < 1 or args.steps < 1 or args.warmup < 0:
         p.error("--threads, --blas-threads and --steps must be >= 1, --warmup >= 0")
-    if args.task == "generate":
+    if args.precision == "tf32" and args.device != "cuda":
+        p.error("--precision tf32 needs --device cuda")
+    if args.task == "hf-generate" and args.flavour != "gpt2":
+        p.error("--task hf-generate builds GPT2LMHeadModel: use --flavour gpt2")
+    if args.task in ("generate", "hf-generate"):
         if args.gen_batch < 1 or args.prompt_len < 1 or args.new_tokens < 1:
             p.error("--gen-batch, --prompt-len and --new-tokens must be >= 1")
         # The last sampled token is never fed back, so the cache (and the
@@ -439,7 +464,48 @@ def build_model(args, torch):
     return model
 
 
-def make_kv_cache(args, torch, batch, capacity):
+class Device:
+    """Where the work runs: synchronisation before reading a clock, the
+    autocast region of --precision bf16, and the peak memory of a GPU run."""
+
+    def __init__(self, args, torch):
+        self.torch, self.name = torch, args.device
+        if self.name == "cuda":
+            if not torch.cuda.is_available():
+                raise SystemExit("error: --device cuda, but torch.cuda.is_available() is False")
+            # TF32 only where asked for: PyTorch's matmul default is full fp32.
+            tf32 = args.precision == "tf32"
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
+            torch.cuda.reset_peak_memory_stats()
+        self.autocast_bf16 = args.precision == "bf16"
+
+    def synchronize(self):
+        if self.name == "cuda":
+            self.torch.cuda.synchronize()
+
+    def autocast(self):
+        import contextlib
+        if not self.autocast_bf16:
+            return contextlib.nullcontext()
+        return self.torch.autocast(device_type=self.name, dtype=self.torch.bfloat16)
+
+    def describe(self):
+        if self.name == "cuda":
+            return {"device": self.torch.cuda.get_device_name()}
+        return {"device": "cpu"}
+
+    def memory(self):
+        """Peak memory keys of the result (GPU only): reserved is what the
+        caching allocator held, the figure nla's peak_memory_mib matches."""
+        if self.name != "cuda":
+            return {}
+        mib = float(1 << 20)
+        return {"peak_memory_mib": round(self.torch.cuda.max_memory_reserved() / mib, 1),
+                "peak_allocated_mib": round(self.torch.cuda.max_memory_allocated() / mib, 1)}
+
+
+def make_kv_cache(args, torch, batch, capacity, dtype):
     """One preallocated (k, v) pair per block, each [batch, kv_heads, capacity, hd].
 
     Preallocated (like HF's StaticCache) rather than grown with torch.cat every
@@ -451,43 +517,74 @@ def make_kv_cache(args, torch, batch, capacity):
     kv_heads = args.kv_heads if args.flavour == "llama" else args.heads
     hd = args.d_model // args.heads
     shape = (batch, kv_heads, capacity, hd)
-    return [(torch.empty(shape), torch.empty(shape)) for _ in range(args.layers)]
+    return [(torch.empty(shape, dtype=dtype, device=args.device),
+             torch.empty(shape, dtype=dtype, device=args.device)) for _ in range(args.layers)]
 
 
-def run_generate(args, torch, blas, wait_policy):
-    """--task generate: time prefill + decode of new tokens with a KV cache."""
-    model = build_model(args, torch)
-    model.eval()
+def generation_model(args, torch):
+    """(model, its dtype, parameter count) for the generation tasks: bf16
+    generation runs a bf16 model, as transformers does with torch_dtype."""
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    if args.task == "hf-generate":
+        from transformers import GPT2Config, GPT2LMHeadModel
+        config = GPT2Config(vocab_size=args.vocab, n_positions=args.context, n_embd=args.d_model,
+                            n_layer=args.layers, n_head=args.heads, n_inner=args.d_ff,
+                            activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+                            attn_pdrop=0.0)
+        model = GPT2LMHeadModel(config)
+    else:
+        model = build_model(args, torch)
+    model = model.to(device=args.device, dtype=dtype).eval()
     params = sum(p.numel() for p in model.parameters())  # tied wte counted once
+    return model, dtype, params
+
+
+def run_generate(args, torch, device, describe):
+    """--task generate / hf-generate: time prefill + decode of new tokens."""
+    model, dtype, params = generation_model(args, torch)
     B, P, N = args.gen_batch, args.prompt_len, args.new_tokens
 
     # Random prompt ids, made once up front so only generation is timed.
     gen = torch.Generator().manual_seed(args.seed)
-    prompt = torch.randint(0, args.vocab, (B, P), generator=gen)
+    prompt = torch.randint(0, args.vocab, (B, P), generator=gen).to(args.device)
 
-    def generate():
+    def generate_with_cache():
         # Returns [B, N] sampled ids and the seconds spent in the prefill.
         t0 = time.perf_counter()
         # The last sampled token is never fed back (as in nla's Generator), so
         # P + N - 1 positions are enough: 1 prefill + (N - 1) one-token steps.
-        caches = make_kv_cache(args, torch, B, P + N - 1)
-        out = torch.empty((B, N), dtype=torch.long)
+        caches = make_kv_cache(args, torch, B, P + N - 1, dtype)
+        out = torch.empty((B, N), dtype=torch.long, device=args.device)
         # Prefill: the whole prompt in one forward. Only the last position's
         # logits are projected onto the vocabulary (the others are unused).
-        logits = model(prompt, caches, 0, last_only=True)  # [B, 1, V]
+        logits = step_model(prompt, caches, 0, last_only=True)  # [B, 1, V]
+        device.synchronize()
         prefill_s = time.perf_counter() - t0
         for i in range(N):
-            # Temperature 1, no top-k/top-p: sample straight from softmax(logits).
-            probs = torch.softmax(logits[:, -1], dim=-1)
+            # Temperature 1, no top-k/top-p: sample straight from softmax(logits),
+            # computed in fp32 whatever the model's dtype.
+            probs = torch.softmax(logits[:, -1].float(), dim=-1)
             token = torch.multinomial(probs, 1)  # [B, 1]
             out[:, i:i + 1] = token
             if i + 1 < N:
-                logits = model(token, caches, P + i, last_only=True)
+                logits = step_model(token, caches, P + i, last_only=True)
         return out, prefill_s
 
-    log("%s/%s generate: d=%d layers=%d heads=%d%s ctx=%d vocab=%d d_ff=%d params=%d "
+    def generate_with_transformers():
+        out = model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True,
+                             temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=N,
+                             min_new_tokens=N, pad_token_id=0)
+        return out[:, P:], float("nan")
+
+    if args.task == "hf-generate":
+        generate = generate_with_transformers
+    else:
+        step_model = torch.compile(model) if args.compile else model
+        generate = generate_with_cache
+
+    log("%s/%s %s: d=%d layers=%d heads=%d%s ctx=%d vocab=%d d_ff=%d params=%d "
         "batch=%d prompt=%d new=%d" % (
-            args.flavour, args.config, args.d_model, args.layers, args.heads,
+            args.flavour, args.config, args.task, args.d_model, args.layers, args.heads,
             (" kv_heads=%d" % args.kv_heads) if args.flavour == "llama" else "",
             args.context, args.vocab, args.d_ff, params, B, P, N))
 
@@ -496,87 +593,63 @@ def run_generate(args, torch, blas, wait_policy):
         for i in range(args.warmup):
             t0 = time.perf_counter()
             generate()
+            device.synchronize()
             log("warmup %d/%d %.1f ms" % (i + 1, args.warmup, (time.perf_counter() - t0) * 1e3))
         timing_began = time.perf_counter()
         while len(times) < args.min_calls or time.perf_counter() - timing_began < args.min_time:
             t0 = time.perf_counter()
             out, prefill_s = generate()
+            device.synchronize()
             times.append(time.perf_counter() - t0)
             prefill_times.append(prefill_s)
     assert out.shape == (B, N) and 0 <= int(out.min()) and int(out.max()) < args.vocab
     log("timed %d calls in %.2f s" % (len(times), sum(times)))
 
     mean = statistics.mean(times)
-    result = {
-        "task": "generate",
-        "framework": "pytorch",
-        "torch_version": torch.__version__,
-        "flavour": args.flavour,
-        "config": args.config,
-        "threads": torch.get_num_threads(),
+    result = describe({
+        "task": args.task,
         "batch": B,
         "prompt_len": P,
         "new_tokens": N,
         "calls": len(times),
         "ms_per_call": round(mean * 1e3, 3),
         "ms_per_call_median": round(statistics.median(times) * 1e3, 3),
-        "prefill_ms_mean": round(statistics.mean(prefill_times) * 1e3, 3),
         "new_tokens_per_s": round(B * N / mean, 1),
-        "kv_cache": "preallocated",
         "params": params,
-        "blas": blas,
-        "blas_threads": args.blas_threads,
-        "omp_wait_policy": wait_policy,
-    }
-    if args.sdpa:
-        result["sdpa"] = True
+    })
+    if args.task == "generate":
+        result["prefill_ms_mean"] = round(statistics.mean(prefill_times) * 1e3, 3)
+        result["kv_cache"] = "preallocated"
     print(json.dumps(result), flush=True)
     return 0
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    configure_thread_env(args)
-
-    # Imported late so the thread environment above is in place when the BLAS loads.
-    import torch
+def run_train(args, torch, device, describe):
+    """--task train: time full training steps."""
     import torch.nn.functional as F
 
-    if args.sdpa and not hasattr(F, "scaled_dot_product_attention"):
-        log("error: --sdpa needs PyTorch >= 2.0 (this is %s)" % torch.__version__)
-        return 2
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    openblas, openblas_path = open_loaded_openblas()
-    if openblas is not None and hasattr(openblas, "openblas_set_num_threads"):
-        # Belt and braces: the env var only works if nothing loaded torch before us.
-        import ctypes
-        openblas.openblas_set_num_threads(ctypes.c_int(args.blas_threads))
-    blas = describe_blas(torch, openblas, openblas_path)
-    wait_policy = os.environ.get("OMP_WAIT_POLICY", "default").lower()
-    log("torch %s, threads=%d, blas_threads=%d, omp_wait_policy=%s, blas=%s" % (
-        torch.__version__, torch.get_num_threads(), args.blas_threads, wait_policy, blas))
-
-    if args.task == "generate":
-        return run_generate(args, torch, blas, wait_policy)
-
-    model = build_model(args, torch)
+    model = build_model(args, torch).to(args.device)
     model.train()
     params = sum(p.numel() for p in model.parameters())  # tied wte counted once
+    forward = torch.compile(model) if args.compile else model
 
-    # Weight decay on every parameter (no no-decay group) to match the C++ optimiser.
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.95), eps=1e-8,
-                            weight_decay=0.1)
+    # Weight decay on every parameter (no no-decay group) to match the C++
+    # optimiser; the fused CUDA kernel where there is one, as a tuned run would.
+    adamw = dict(lr=3e-4, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1)
+    if args.device == "cuda":
+        adamw["fused"] = True
+    opt = torch.optim.AdamW(model.parameters(), **adamw)
 
     # Data is generated once up front so only compute is timed.
     gen = torch.Generator().manual_seed(args.seed)
-    x = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen)
-    y = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen)
+    x = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen).to(args.device)
+    y = torch.randint(0, args.vocab, (args.batch, args.context), generator=gen).to(args.device)
 
     def step():
-        logits = model(x)
-        loss = F.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1))
+        with device.autocast():
+            logits = forward(x)
+            # The loss in fp32, as nla computes it, whatever autocast chose.
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)).float(), y.view(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -601,12 +674,7 @@ def main(argv=None):
 
     tokens = args.batch * args.context
     median = statistics.median(times)
-    result = {
-        "framework": "pytorch",
-        "torch_version": torch.__version__,
-        "flavour": args.flavour,
-        "config": args.config,
-        "threads": torch.get_num_threads(),
+    result = describe({
         "batch": args.batch,
         "seq": args.context,
         "tokens_per_step": tokens,
@@ -614,13 +682,63 @@ def main(argv=None):
         "step_ms_mean": round(statistics.mean(times) * 1e3, 3),
         "tokens_per_s": round(tokens / median, 1),
         "params": params,
-        "blas": blas,
-        # Not in the core schema, but needed to reproduce a number.
-        "blas_threads": args.blas_threads,
-        "omp_wait_policy": wait_policy,
-    }
+    })
     print(json.dumps(result), flush=True)
     return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    configure_thread_env(args)
+
+    # Imported late so the thread environment above is in place when the BLAS loads.
+    import torch
+
+    if args.sdpa and not hasattr(torch.nn.functional, "scaled_dot_product_attention"):
+        log("error: --sdpa needs PyTorch >= 2.0 (this is %s)" % torch.__version__)
+        return 2
+    if args.compile and not hasattr(torch, "compile"):
+        log("error: --compile needs PyTorch >= 2.0 (this is %s)" % torch.__version__)
+        return 2
+    if args.task == "hf-generate":
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            log("error: --task hf-generate needs the transformers package")
+            return 2
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    openblas, openblas_path = open_loaded_openblas()
+    if openblas is not None and hasattr(openblas, "openblas_set_num_threads"):
+        # Belt and braces: the env var only works if nothing loaded torch before us.
+        import ctypes
+        openblas.openblas_set_num_threads(ctypes.c_int(args.blas_threads))
+    blas = describe_blas(torch, openblas, openblas_path)
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "default").lower()
+    log("torch %s, threads=%d, blas_threads=%d, omp_wait_policy=%s, blas=%s" % (
+        torch.__version__, torch.get_num_threads(), args.blas_threads, wait_policy, blas))
+    device = Device(args, torch)
+
+    def describe(result):
+        """The keys every result line carries around the task's own figures."""
+        out = {"framework": "pytorch", "torch_version": torch.__version__,
+               "flavour": args.flavour, "config": args.config}
+        out.update(result)
+        out.update(device.describe())
+        out.update({"precision": args.precision, "threads": torch.get_num_threads(),
+                    "blas": blas, "blas_threads": args.blas_threads,
+                    "omp_wait_policy": wait_policy})
+        if args.compile:
+            out["compile"] = True
+        if args.sdpa:
+            out["sdpa"] = True
+        out.update(device.memory())
+        return out
+
+    if args.task == "train":
+        return run_train(args, torch, device, describe)
+    return run_generate(args, torch, device, describe)
 
 
 if __name__ == "__main__":
