@@ -67,12 +67,9 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   target.seed = nla.world_seed = nla.seed;
   target.out = nla.target = nla.out + ".target";
-  std::string why;
-  if (backend == "cuda" && !cuda_backend_available(&why)) {
-    std::cerr << "gpu_nla: Cuda: no usable GPU: " << why << " (--backend cpu runs on the CPU)\n";
-    return 1;
-  }
   try {
+    // Before anything is written: a machine without a GPU gets the clear error.
+    if (backend == "cuda") require_cuda_backend();
     const std::filesystem::path dir = std::filesystem::path(nla.out).parent_path();
     if (!dir.empty()) std::filesystem::create_directories(dir);
     const nlohmann::json result = backend == "cuda" ? train_target_then_nla<gpu::Cuda>(target, nla)

@@ -130,8 +130,10 @@ extern template nlohmann::json run_nla_pipeline<gpu::Cuda>(NlaPipelineArgs, Comm
                                                            const char*);
 
 // programs_cuda.cu: whether the Cuda backend can start here (a GPU, or
-// Thrust's host device system), and why not.
+// Thrust's host device system), and why not; require_cuda_backend throws the
+// backend's own "Cuda: no usable GPU: ..." error instead.
 bool cuda_backend_available(std::string* why);
+void require_cuda_backend();
 
 // nccl_world.cu: an NcclCommunicator over mpi's ranks (each rank takes its
 // GPU here, before any model is built).
