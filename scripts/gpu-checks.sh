@@ -44,7 +44,9 @@ run() {
     start="$(date +%s)"
     timeout "${limit}" "$@" >> "${out}/${step}.log" 2>&1
     status=$?
-    echo "{\"step\": \"${step}\", \"command\": \"$(basename "$1") ${2:-}\", \"status\": ${status}, \"seconds\": $(( $(date +%s) - start ))}" \
+    local line
+    line="$(basename "$1") ${*:2}"
+    echo "{\"step\": \"${step}\", \"command\": \"${line//\"/\\\"}\", \"status\": ${status}, \"seconds\": $(( $(date +%s) - start ))}" \
         | tee -a "${out}/summary.jsonl"
 }
 
