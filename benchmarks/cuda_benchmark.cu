@@ -26,23 +26,9 @@ struct Case {
   index_t batch;
 };
 
-// Peak device memory from here to the end of the benchmark, in MiB.
-class PeakMemory {
- public:
-  PeakMemory() : held_before_(gpu::device_memory_stats().bytes_in_use) {
-    gpu::reset_peak_device_memory();
-  }
-  double mib() const {
-    return double(gpu::device_memory_stats().peak_bytes - held_before_) / double(1 << 20);
-  }
-
- private:
-  std::int64_t held_before_;
-};
-
 template <class T>
 void train_step(benchmark::State& state, Case c) {
-  const PeakMemory memory;
+  const gpu::PeakMemoryMeter memory;
   const Precision precision = bench::parse_precision(c.precision);
   bench::TrainStepWorkload<T> work(bench::gpu_preset(c.preset), c.batch, precision, 1);
   work.step();  // warm-up: buffers, plans and the temporary cache reach their size
@@ -59,7 +45,7 @@ void train_step(benchmark::State& state, Case c) {
 
 template <class T>
 void generate(benchmark::State& state, Case c, index_t prompt, index_t new_tokens) {
-  const PeakMemory memory;
+  const gpu::PeakMemoryMeter memory;
   bench::GenerateWorkload<T> work(bench::gpu_preset(c.preset), c.batch, prompt, new_tokens,
                                   bench::parse_precision(c.precision), 1);
   work.run();  // warm-up

@@ -66,8 +66,7 @@ template <class T>
 json run(const Args& a) {
   const TransformerConfig config = bench::gpu_preset(a.config);
   const bench::Precision precision = bench::parse_precision(a.precision);
-  const std::int64_t held_before = gpu::device_memory_stats().bytes_in_use;
-  gpu::reset_peak_device_memory();
+  const gpu::PeakMemoryMeter memory;
   json out{{"example", "cuda_throughput"}, {"task", a.task},   {"config", a.config},
            {"precision", a.precision},     {"batch", a.batch}, {"seed", a.seed}};
   if (a.task == "train") {
@@ -92,8 +91,7 @@ json run(const Args& a) {
                 {"call_ms", 1e3 * s},
                 {"new_tokens_per_s", double(work.new_tokens_per_call()) / s}});
   }
-  out["peak_memory_mib"] =
-      double(gpu::device_memory_stats().peak_bytes - held_before) / double(1 << 20);
+  out["peak_memory_mib"] = memory.mib();
   return out;
 }
 

@@ -539,7 +539,7 @@ TEST_CASE("a warm Cuda training step allocates no device memory", "[cuda]") {
 TEST_CASE("device memory accounting follows every buffer, and the peak until reset", "[cuda]") {
   NLA_SKIP_WITHOUT_DEVICE();
   const gpu::DeviceMemoryStats before = gpu::device_memory_stats();
-  gpu::reset_peak_device_memory();
+  const gpu::PeakMemoryMeter meter;
   {
     gpu::DeviceBuffer<float> a(1000);
     {
@@ -550,6 +550,7 @@ TEST_CASE("device memory accounting follows every buffer, and the peak until res
     a.resize(3000);  // grows: the new block is taken before the old one is freed
     CHECK(gpu::device_memory_stats().bytes_in_use == before.bytes_in_use + 12000);
     CHECK(gpu::device_memory_stats().peak_bytes == before.bytes_in_use + 16000);
+    CHECK(meter.bytes() == 16000);
     gpu::reset_peak_device_memory();
     CHECK(gpu::device_memory_stats().peak_bytes == before.bytes_in_use + 12000);
   }

@@ -7,7 +7,8 @@
 //   bytes_in_use  held now, cached temporaries included (PyTorch's
 //                 torch.cuda.memory_reserved is the matching figure);
 //   peak_bytes    the most bytes_in_use since the process started or since
-//                 reset_peak_device_memory(): a benchmark's peak memory.
+//                 reset_peak_device_memory(); PeakMemoryMeter measures a
+//                 benchmark's own peak with it.
 // The counters are process-wide, over every Cuda object on every thread.
 
 #include <atomic>
@@ -56,6 +57,20 @@ inline void reset_peak_device_memory() {
   auto& c = memory_detail::counters();
   c.peak_bytes.store(c.bytes_in_use.load());
 }
+
+// The peak of device memory from construction on, above what nla held then:
+// the memory a benchmark or a program needed for its own work.
+class PeakMemoryMeter {
+ public:
+  PeakMemoryMeter() : held_before_(device_memory_stats().bytes_in_use) {
+    reset_peak_device_memory();
+  }
+  std::int64_t bytes() const { return device_memory_stats().peak_bytes - held_before_; }
+  double mib() const { return double(bytes()) / double(1 << 20); }
+
+ private:
+  std::int64_t held_before_;
+};
 
 inline void* device_allocate(std::size_t bytes) {
   bytes = memory_detail::held_bytes(bytes);
