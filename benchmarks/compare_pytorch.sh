@@ -13,6 +13,8 @@
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=script_args.sh
+source "${script_dir}/script_args.sh"
 
 task="train"
 build_dir="build"
@@ -28,12 +30,6 @@ usage() {
     sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
-need_value() {
-    if [[ $# -lt 2 || -z "$2" ]]; then
-        echo "error: $1 needs a value" >&2
-        exit 2
-    fi
-}
 
 while [[ $# -gt 0 ]]; do
     case "$1" in

@@ -27,6 +27,8 @@
 set -euo pipefail
 
 script_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=script_args.sh
+source "${script_dir}/script_args.sh"
 build_dir="build"
 cases="1 2 3 4 5 6 7 8"
 config_override=""
@@ -37,12 +39,6 @@ new_tokens=64
 python="${PYTHON:-python3}"
 
 usage() { sed -n '2,28s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
-need_value() {
-    if [[ $# -lt 2 || -z "$2" ]]; then
-        echo "error: $1 needs a value" >&2
-        exit 2
-    fi
-}
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --build-dir) need_value "$@"; build_dir="$2"; shift 2 ;;

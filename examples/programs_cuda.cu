@@ -13,6 +13,8 @@ template nlohmann::json run_nla_pipeline<Cuda>(NlaPipelineArgs, Communicator&, c
 bool cuda_backend_available(std::string* why) {
   return gpu::device_available(why);
 }
-void require_cuda_backend() { gpu::require_device(); }
+void require_cuda_backend() {
+  gpu::require_device();
+}
 
 }  // namespace nla::examples
