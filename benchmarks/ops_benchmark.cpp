@@ -184,14 +184,13 @@ std::vector<std::pair<std::string, OpFactory>> op_table() {
       s->dx = Tf(s->x.shape());
       s->y = Tf(Shape{b.batch, t, d});
       s->dy = random_tensor(Shape{b.batch, t, d}, 2);
-      s->w = Tf(Shape{b.batch, b.heads, t, t});
-      s->dw = Tf(s->w.shape());
+      s->w = Tf(Shape{b.batch, b.heads, t});  // the row log-sum-exp
       self_attention_forward(cpu, s->y.view(), s->w.view(), s->x.view(), h);
       if (!backward)
         return
             [s, h, &cpu] { self_attention_forward(cpu, s->y.view(), s->w.view(), s->x.view(), h); };
       return [s, h, &cpu] {
-        self_attention_backward(cpu, s->dx.view(), s->dw.view(), s->dy.view(), s->w.view(),
+        self_attention_backward(cpu, s->dx.view(), s->dy.view(), s->y.view(), s->w.view(),
                                 s->x.view(), h);
       };
     };

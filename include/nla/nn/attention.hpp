@@ -34,14 +34,14 @@ struct KvCache {
 
 template <class T, class B>
 struct AttentionCache {
-  Tensor<T, B> qkv;    // [batch, t, (H + 2 Hkv) hd], q and k after rotation
-  Tensor<T, B> probs;  // [batch, H, t, tk]
-  Tensor<T, B> heads;  // [batch, t, H hd], attention output before o_proj
+  Tensor<T, B> qkv;           // [batch, t, (H + 2 Hkv) hd], q and k after rotation
+  Tensor<accum_t<T>, B> lse;  // [batch, H, t], row log-sum-exp of the scores
+  Tensor<T, B> heads;         // [batch, t, H hd], attention output before o_proj
 };
 
 template <class T, class B>
 struct AttentionScratch {
-  Tensor<T, B> dheads, dqkv, dscores;
+  Tensor<T, B> dheads, dqkv;
 };
 
 template <class B, class T>
@@ -86,17 +86,29 @@ class Attention {
       T* keys = kv->keys[layer].data();
       T* values = kv->values[layer].data();
       const T* qkv = cache.qkv.data();
-      for (index_t b = 0; b < batch; ++b) {
-        const index_t dst = (b * kv->capacity + past) * kw, src = b * t * w + heads_.heads * hd;
-        copy_rows(backend, keys + dst, kw, qkv + src, w, t, kw);
-        copy_rows(backend, values + dst, kw, qkv + src + kw, w, t, kw);
+      // New row (b, i) of qkv goes to cache row (b, past + i): one strided
+      // copy per sequence, or, when decoding (t < batch), one per position
+      // across the batch, so a decode step launches two copies, not 2 batch.
+      const index_t k_col = heads_.heads * hd;
+      if (t < batch) {
+        for (index_t i = 0; i < t; ++i) {
+          const index_t dst = (past + i) * kw, src = i * w + k_col;
+          copy_rows(backend, keys + dst, kv->capacity * kw, qkv + src, t * w, batch, kw);
+          copy_rows(backend, values + dst, kv->capacity * kw, qkv + src + kw, t * w, batch, kw);
+        }
+      } else {
+        for (index_t b = 0; b < batch; ++b) {
+          const index_t dst = (b * kv->capacity + past) * kw, src = b * t * w + k_col;
+          copy_rows(backend, keys + dst, kw, qkv + src, w, t, kw);
+          copy_rows(backend, values + dst, kw, qkv + src + kw, w, t, kw);
+        }
       }
-      cache.probs.resize(Shape{batch, heads_.heads, t, tk});
-      cached_attention_forward(backend, cache.heads.view(), cache.probs.view(), cache.qkv.view(),
+      cache.lse.resize(Shape{batch, heads_.heads, t});
+      cached_attention_forward(backend, cache.heads.view(), cache.lse.view(), cache.qkv.view(),
                                kv->keys[layer].view(), kv->values[layer].view(), tk, heads_);
     } else {
-      cache.probs.resize(Shape{batch, heads_.heads, t, t});
-      self_attention_forward(backend, cache.heads.view(), cache.probs.view(), cache.qkv.view(),
+      cache.lse.resize(Shape{batch, heads_.heads, t});
+      self_attention_forward(backend, cache.heads.view(), cache.lse.view(), cache.qkv.view(),
                              heads_);
     }
     out_.forward(backend, p, y, cache.heads.view());
@@ -109,10 +121,9 @@ class Attention {
                 AttentionScratch<T, B>& s) const {
     s.dheads.resize(cache.heads.shape());
     s.dqkv.resize(cache.qkv.shape());
-    s.dscores.resize(cache.probs.shape());
     out_.backward(backend, p, s.dheads.view(), dy, cache.heads.view());
-    self_attention_backward(backend, s.dqkv.view(), s.dscores.view(), s.dheads.view(),
-                            cache.probs.view(), cache.qkv.view(), heads_);
+    self_attention_backward(backend, s.dqkv.view(), s.dheads.view(), cache.heads.view(),
+                            cache.lse.view(), cache.qkv.view(), heads_);
     if (rotary_)
       rope_backward(backend, s.dqkv.view(), heads_.heads + heads_.kv_heads, positions, *rope);
     qkv_.backward(backend, p, dx, s.dqkv.view(), x);

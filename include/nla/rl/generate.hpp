@@ -15,10 +15,13 @@
 //                      what a policy-gradient ratio needs.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <vector>
 
+#include "nla/backend/cpu/parallel.hpp"
 #include "nla/core/random.hpp"
 #include "nla/nn/transformer_lm.hpp"
 #include "nla/rl/sampling.hpp"
@@ -103,8 +106,24 @@ class Generator {
     for (index_t pos = min_len;; ++pos) {
       const index_t t = logits.shape()[1];
       const auto host_logits = to_host(model_->backend(), ConstView<T, B>(logits));
+      // The rows that draw a token now. Their draws are independent (each row
+      // has its own random stream), and a large vocabulary costs about half a
+      // millisecond a row, so they run in parallel; the bookkeeping after is
+      // sequential.
+      sampled_rows_.clear();
+      for (index_t b = 0; b < batch; ++b)
+        if (pos >= index_t(prompts[b].size()) && !done[b]) sampled_rows_.push_back(b);
+      draws_.resize(sampled_rows_.size());
+      cpu::parallel_for(index_t(sampled_rows_.size()), 8 * c.vocab_size, [&](index_t i) {
+        const index_t b = sampled_rows_[i];
+        const T* row = host_logits.data() + (b * t + t - 1) * c.vocab_size;
+        const std::uint64_t stream =
+            options.streams.empty() ? std::uint64_t(b) : options.streams[b];
+        draws_[i] = draw(row, c.vocab_size, sampling,
+                         random_uniform(options.seed, stream, out[b].tokens.size()));
+      });
       bool all_done = true;
-      for (index_t b = 0; b < batch; ++b) {
+      for (index_t b = 0, i = 0; b < batch; ++b) {
         if (pos < index_t(prompts[b].size())) {
           all_done = false;  // still teacher-forcing the prompt
           continue;
@@ -113,16 +132,13 @@ class Generator {
           text[b].push_back(text[b].back());  // filler, never read
           continue;
         }
-        const T* row = host_logits.data() + (b * t + t - 1) * c.vocab_size;
-        sampling_distribution(row, c.vocab_size, sampling, probs_, model_log_probs_, order_);
+        Draw& d = draws_[i++];
+        if (d.error) std::rethrow_exception(d.error);
         Generation& g = out[b];
-        const std::uint64_t stream =
-            options.streams.empty() ? std::uint64_t(b) : options.streams[b];
-        const std::int32_t token =
-            draw_token(probs_, random_uniform(options.seed, stream, g.tokens.size()));
+        const std::int32_t token = d.token;
         g.tokens.push_back(token);
-        g.logprobs.push_back(float(std::log(probs_[token])));
-        g.model_logprobs.push_back(float(model_log_probs_[token]));
+        g.logprobs.push_back(d.logprob);
+        g.model_logprobs.push_back(d.model_logprob);
         text[b].push_back(token);
         if (sampling.is_stop(token)) {
           done[b] = true;
@@ -140,13 +156,36 @@ class Generator {
   }
 
  private:
+  // One row's sampled token, or the error that stopped it (an exception must
+  // not leave an OpenMP region, so it is carried out and rethrown).
+  struct Draw {
+    std::int32_t token = 0;
+    float logprob = 0, model_logprob = 0;
+    std::exception_ptr error;
+  };
+
+  static Draw draw(const T* logits, index_t vocab, const SamplingOptions& sampling, double u) {
+    thread_local std::vector<double> probs, model_log_probs;
+    thread_local std::vector<std::int32_t> order;
+    Draw d;
+    try {
+      sampling_distribution(logits, vocab, sampling, probs, model_log_probs, order);
+      d.token = draw_token(probs, u);
+      d.logprob = float(std::log(probs[d.token]));
+      d.model_logprob = float(model_log_probs[d.token]);
+    } catch (...) {
+      d.error = std::current_exception();
+    }
+    return d;
+  }
+
   TransformerLM<B, T>* model_;
   LmActivations<T, B> acts_;
   KvCache<T, B> kv_;
   Tensor<std::int32_t, B> tokens_;
   std::vector<std::int32_t> host_tokens_;
-  std::vector<double> probs_, model_log_probs_;
-  std::vector<std::int32_t> order_;
+  std::vector<index_t> sampled_rows_;
+  std::vector<Draw> draws_;
 };
 
 }  // namespace nla

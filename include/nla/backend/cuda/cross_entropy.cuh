@@ -1,13 +1,15 @@
 #pragma once
 // Fused softmax cross-entropy over the vocabulary (the contract and formulas
-// of backend/cpu/cross_entropy.hpp): one index per row; the forward keeps one
-// log-sum-exp per row and the backward overwrites the logits with their
-// gradient, so probabilities are never stored.
+// of backend/cpu/cross_entropy.hpp): the forward reduces each row with
+// rows.cuh (a warp per row on a GPU) and keeps one log-sum-exp per row; the
+// backward, one index per logit, overwrites the logits with their gradient,
+// so probabilities are never stored.
 
 #include <cstdint>
 
 #include "nla/backend/cuda/cuda.cuh"
 #include "nla/backend/cuda/math.cuh"
+#include "nla/backend/cuda/rows.cuh"
 #include "nla/core/scalar.hpp"
 
 namespace nla {
@@ -18,13 +20,15 @@ void cross_entropy_forward(Cuda& backend, accum_t<T>* loss, accum_t<T>* lse, con
                            const std::int32_t* targets, index_t rows, index_t vocab,
                            std::int32_t ignore_index) {
   using A = accum_t<T>;
-  for_each_index(backend, rows, [=] NLA_HOST_DEVICE(index_t r) {
+  for_each_row(backend, rows, [=] NLA_HOST_DEVICE(index_t r, RowLanes lanes) {
     const T* x = logits + r * vocab;
     A max = math::minus_infinity<A>();
-    for (index_t i = 0; i < vocab; ++i) max = math::max(max, A(x[i]));
+    for (index_t i = lanes.lane; i < vocab; i += lanes.count) max = math::max(max, A(x[i]));
+    max = lanes.max(max);
     A sum = 0;
-    for (index_t i = 0; i < vocab; ++i) sum += math::exp(A(x[i]) - max);
-    const A log_sum = math::log(sum);
+    for (index_t i = lanes.lane; i < vocab; i += lanes.count) sum += math::exp(A(x[i]) - max);
+    const A log_sum = math::log(lanes.sum(sum));
+    if (lanes.lane != 0) return;
     lse[r] = max + log_sum;
     // (max - x_t) + log(sum): see the CPU kernel for why not lse - x_t.
     loss[r] = targets[r] == ignore_index ? A(0) : (max - A(x[targets[r]])) + log_sum;

@@ -205,6 +205,11 @@ class Cuda {
 #endif
   }
 
+  // The cache behind Thrust's temporaries, which DeviceScratch draws on too.
+  TemporaryCache& temporaries() {
+    return state_->temporaries;
+  }
+
   GemmPrecision gemm_precision() const {
     return gemm_precision_;
   }
@@ -263,6 +268,28 @@ inline void* native_queue(Cuda& backend) {
   return nullptr;
 #endif
 }
+
+// n elements of device scratch until the end of the scope, from the
+// backend's temporary-storage cache. Handing the block back before the
+// kernels using it have run is safe: every kernel of one backend runs on its
+// one stream, in order, so the next user of the block queues behind them.
+template <class T>
+class DeviceScratch {
+ public:
+  DeviceScratch(Cuda& backend, index_t n)
+      : cache_(&backend.temporaries()),
+        bytes_(std::ptrdiff_t(sizeof(T)) * (n > 0 ? n : 1)),
+        data_(reinterpret_cast<T*>(cache_->allocate(bytes_))) {}
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  ~DeviceScratch() { cache_->deallocate(reinterpret_cast<char*>(data_), std::size_t(bytes_)); }
+  T* data() const { return data_; }
+
+ private:
+  TemporaryCache* cache_;
+  std::ptrdiff_t bytes_;
+  T* data_;
+};
 
 // f(i) for i in [0, n) on the device system: the portable form of every
 // kernel in this backend (one thread per index on a GPU, OpenMP on a host).

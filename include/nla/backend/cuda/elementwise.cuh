@@ -8,6 +8,7 @@
 
 #include "nla/backend/cuda/cuda.cuh"
 #include "nla/backend/cuda/math.cuh"
+#include "nla/backend/cuda/reduce.cuh"
 #include "nla/core/scalar.hpp"
 
 namespace nla {
@@ -121,15 +122,13 @@ void swiglu_backward(Cuda& backend, T* dgate_up, const T* dy, const T* gate_up, 
   });
 }
 
-// out[c] += sum_r x[r, c]: one index per column, rows summed in order.
+// out[c] += sum_r x[r, c] (bias gradients), in reduce.cuh's fixed order.
 template <class T>
 void sum_rows_accumulate(Cuda& backend, T* out, const T* x, index_t rows, index_t cols) {
   using A = accum_t<T>;
-  for_each_index(backend, cols, [=] NLA_HOST_DEVICE(index_t c) {
-    A acc = 0;
-    for (index_t r = 0; r < rows; ++r) acc += x[r * cols + c];
-    out[c] += T(acc);
-  });
+  column_sums<A>(
+      backend, rows, cols, [=] NLA_HOST_DEVICE(index_t r, index_t c) { return A(x[r * cols + c]); },
+      [=] NLA_HOST_DEVICE(index_t c, A total) { out[c] += T(total); });
 }
 
 template <class T>
