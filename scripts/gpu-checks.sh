@@ -25,7 +25,8 @@
 #   profile     Nsight Compute's time per kernel over two training steps of
 #               the small config in bf16 and one of GPT-2 124M in bf16 (batch 4):
 #               where a step's time goes
-#   gpu_nla     the whole NLA on the GPU at a reduced size
+#   gpu_nla     the whole NLA on the GPU at a reduced size ($NLA_GPU_NLA_STEPS,
+#               default "--target-steps 500 --sft-steps 200 --rl-steps 40")
 #   mpi         the NCCL test on 2 ranks, and multi_gpu_nla with 1 and 2 ranks on
 #               the target the gpu_nla step trained (needs mpirun)
 set -uo pipefail
@@ -144,7 +145,7 @@ for step in "${steps[@]}"; do
                 --config gpt2-124m --precision bf16 --batch 4 --steps 1 --warmup 0 --windows 1 ;;
         gpu_nla)
             run gpu_nla 600 "${bin}/gpu_nla" --out "${out}/gpu_nla/nla" --plot-script "" \
-                --target-steps 500 --sft-steps 200 --rl-steps 40 --seed 1
+                ${NLA_GPU_NLA_STEPS:---target-steps 500 --sft-steps 200 --rl-steps 40} --seed 1
             grep '"fve_rl"' "${out}/gpu_nla.log" > "${out}/gpu_nla.jsonl" ;;
         mpi)
             if ! command -v mpirun > /dev/null; then

@@ -37,18 +37,15 @@ namespace nla {
 namespace gpu {
 namespace flash {
 
-// Block shapes. Forward and dQ: one thread per query row, kKeyTile keys per
-// shared-memory tile. dK/dV: one warp of key rows per block (their K and V
-// rows in padded shared memory, so lane j reading row j hits distinct banks),
-// kQueryTile queries per tile.
+// Block shapes. Forward and dQ: kQueryRows query rows per block, kKeyTile
+// keys per shared-memory tile. dK/dV: kKeyRows key rows per block, kQueryTile
+// queries per tile.
 constexpr int kQueryRows = 64;
 constexpr int kKeyTile = 32;
 constexpr int kKeyRows = 32;
-constexpr int kQueryTile = 16;
+constexpr int kQueryTile = 32;
 constexpr int kMaxHeadDim = 64;
-static_assert((2 * kKeyRows * (kMaxHeadDim + 1) + 2 * kQueryTile * (kMaxHeadDim + 1)) *
-                      sizeof(float) <=
-                  48 * 1024,
+static_assert(2 * (kKeyTile + kQueryTile + 1) * kMaxHeadDim * sizeof(float) <= 48 * 1024,
               "the tiles must fit in static shared memory");
 
 template <class T, int D>
@@ -115,125 +112,155 @@ __global__ void __launch_bounds__(kQueryRows)
   lse[bh * tq + t] = m + math::log(l);
 }
 
+// The backward kernels split each row over Lanes<D> adjacent threads, each
+// holding every Lanes-th channel (interleaved, so the lanes of a pair read
+// neighbouring shared-memory banks): two rows of D/2 registers per thread at
+// D = 64 instead of three or four rows of 64, which would spill. A dot
+// product over the row is each lane's partial sum plus a shuffle.
+template <int D>
+constexpr int lanes() {
+  return D >= 64 ? D / 32 : 1;
+}
+
+template <int Lanes, class A>
+__device__ A lanes_sum(A x) {
+#pragma unroll
+  for (int offset = Lanes / 2; offset > 0; offset /= 2)
+    x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
+// One query row per Lanes threads. Every thread runs every key of every tile
+// its block reaches (keys a row cannot see get p = 0) so that the shuffles
+// always find their partners.
 template <class T, int D>
-__global__ void __launch_bounds__(kQueryRows)
+__global__ void __launch_bounds__(kQueryRows* lanes<D>())
     backward_dq_kernel(HeadLayout<T> dq, accum_t<T>* delta, const T* dout, const T* out,
                        const accum_t<T>* lse, HeadLayout<const T> q, HeadLayout<const T> k,
                        HeadLayout<const T> v, index_t tq, index_t tk, index_t heads, index_t group,
                        accum_t<T> scale) {
   using A = accum_t<T>;
+  constexpr int L = lanes<D>(), C = D / L;
   __shared__ A ks[kKeyTile][D], vs[kKeyTile][D];
   const index_t bh = blockIdx.x, b = bh / heads, h = bh % heads, g = h / group;
-  const index_t past = tk - tq, t0 = index_t(blockIdx.y) * kQueryRows, t = t0 + threadIdx.x;
+  const int part = threadIdx.x % L;
+  const index_t past = tk - tq, t0 = index_t(blockIdx.y) * kQueryRows, t = t0 + threadIdx.x / L;
   const bool active = t < tq;
   const index_t visible = active ? math::min(tk, t + past + 1) : 0;
   const index_t block_visible = math::min(tk, math::min(tq, t0 + kQueryRows) + past);
   const T* kb = k.data + b * k.batch_stride + g * D;
   const T* vb = v.data + b * v.batch_stride + g * D;
 
-  A qr[D], dor[D], acc[D];
+  A qr[C], dor[C], acc[C];
   const index_t row = active ? t : 0;
   const T* qp = q.data + b * q.batch_stride + row * q.row_stride + h * D;
   const T* dop = dout + (b * tq + row) * heads * D + h * D;
   const T* op = out + (b * tq + row) * heads * D + h * D;
   A row_delta = 0;
 #pragma unroll
-  for (int i = 0; i < D; ++i) {
-    qr[i] = A(qp[i]) * scale;
-    dor[i] = A(dop[i]);
-    row_delta += dor[i] * A(op[i]);
-    acc[i] = 0;
+  for (int c = 0; c < C; ++c) {
+    const int i = c * L + part;
+    qr[c] = A(qp[i]) * scale;
+    dor[c] = A(dop[i]);
+    row_delta += dor[c] * A(op[i]);
+    acc[c] = 0;
   }
+  row_delta = lanes_sum<L>(row_delta);
   const A row_lse = active ? lse[bh * tq + t] : A(0);
-  if (active) delta[bh * tq + t] = row_delta;
+  if (active && part == 0) delta[bh * tq + t] = row_delta;
   for (index_t s0 = 0; s0 < block_visible; s0 += kKeyTile) {
     __syncthreads();
-    for (int e = threadIdx.x; e < kKeyTile * D; e += kQueryRows) {
+    for (int e = threadIdx.x; e < kKeyTile * D; e += kQueryRows * L) {
       const int j = e / D, i = e % D;
       const bool in = s0 + j < tk;
       ks[j][i] = in ? A(kb[(s0 + j) * k.row_stride + i]) : A(0);
       vs[j][i] = in ? A(vb[(s0 + j) * v.row_stride + i]) : A(0);
     }
     __syncthreads();
-    if (s0 >= visible) continue;
-      // Not unrolled over keys: the three rows of D registers are the budget.
-#pragma unroll 1
+#pragma unroll 2
     for (int j = 0; j < kKeyTile; ++j) {
       A qk = 0, dp = 0;
 #pragma unroll
-      for (int i = 0; i < D; ++i) {
-        qk += qr[i] * ks[j][i];
-        dp += dor[i] * vs[j][i];
+      for (int c = 0; c < C; ++c) {
+        qk += qr[c] * ks[j][c * L + part];
+        dp += dor[c] * vs[j][c * L + part];
       }
+      qk = lanes_sum<L>(qk);
+      dp = lanes_sum<L>(dp);
       const A p = s0 + j < visible ? math::exp(qk - row_lse) : A(0);
       const A ds = p * (dp - row_delta);
 #pragma unroll
-      for (int i = 0; i < D; ++i) acc[i] += ds * ks[j][i];
+      for (int c = 0; c < C; ++c) acc[c] += ds * ks[j][c * L + part];
     }
   }
   if (!active) return;
   T* dqp = dq.data + b * dq.batch_stride + t * dq.row_stride + h * D;
 #pragma unroll
-  for (int i = 0; i < D; ++i) dqp[i] = T(scale * acc[i]);
+  for (int c = 0; c < C; ++c) dqp[c * L + part] = T(scale * acc[c]);
 }
 
+// One key row per Lanes threads, its K and V slices in registers; queries
+// pass through shared memory kQueryTile at a time, over every query head of
+// the key's group.
 template <class T, int D>
-__global__ void __launch_bounds__(kKeyRows)
+__global__ void __launch_bounds__(kKeyRows* lanes<D>())
     backward_dkv_kernel(HeadLayout<T> dk, HeadLayout<T> dv, const T* dout, const accum_t<T>* lse,
                         const accum_t<T>* delta, HeadLayout<const T> q, HeadLayout<const T> k,
                         HeadLayout<const T> v, index_t tq, index_t tk, index_t heads,
                         index_t kv_heads, accum_t<T> scale) {
   using A = accum_t<T>;
-  __shared__ A kown[kKeyRows][D + 1], vown[kKeyRows][D + 1];
+  constexpr int L = lanes<D>(), C = D / L;
   __shared__ A qs[kQueryTile][D], dos[kQueryTile][D], ls[kQueryTile], dl[kQueryTile];
   const index_t group = heads / kv_heads;
   const index_t bg = blockIdx.x, b = bg / kv_heads, g = bg % kv_heads;
-  const index_t past = tk - tq, s0 = index_t(blockIdx.y) * kKeyRows, s = s0 + threadIdx.x;
+  const int part = threadIdx.x % L;
+  const index_t past = tk - tq, s0 = index_t(blockIdx.y) * kKeyRows, s = s0 + threadIdx.x / L;
   const bool active = s < tk;
-  for (int e = threadIdx.x; e < kKeyRows * D; e += kKeyRows) {
-    const int j = e / D, i = e % D;
-    const bool in = s0 + j < tk;
-    kown[j][i] = in ? A(k.data[b * k.batch_stride + (s0 + j) * k.row_stride + g * D + i]) : A(0);
-    vown[j][i] = in ? A(v.data[b * v.batch_stride + (s0 + j) * v.row_stride + g * D + i]) : A(0);
-  }
-  A dka[D], dva[D];
+  A kr[C], vr[C], dka[C], dva[C];
+  const T* kp = k.data + b * k.batch_stride + (active ? s : 0) * k.row_stride + g * D;
+  const T* vp = v.data + b * v.batch_stride + (active ? s : 0) * v.row_stride + g * D;
 #pragma unroll
-  for (int i = 0; i < D; ++i) dka[i] = dva[i] = 0;
+  for (int c = 0; c < C; ++c) {
+    kr[c] = A(kp[c * L + part]);
+    vr[c] = A(vp[c * L + part]);
+    dka[c] = dva[c] = 0;
+  }
   // Query t sees key s when s <= t + past: the first query for this block.
   const index_t t_first = math::max(index_t(0), s0 - past);
   for (index_t h = g * group; h < (g + 1) * group; ++h) {
     const index_t bh = b * heads + h;
     for (index_t t0 = t_first; t0 < tq; t0 += kQueryTile) {
-      __syncthreads();  // also orders the key rows' load before the first use
-      for (int e = threadIdx.x; e < kQueryTile * D; e += kKeyRows) {
+      __syncthreads();
+      for (int e = threadIdx.x; e < kQueryTile * D; e += kKeyRows * L) {
         const int j = e / D, i = e % D;
         const bool in = t0 + j < tq;
         qs[j][i] =
             in ? A(q.data[b * q.batch_stride + (t0 + j) * q.row_stride + h * D + i]) * scale : A(0);
         dos[j][i] = in ? A(dout[(b * tq + t0 + j) * heads * D + h * D + i]) : A(0);
       }
-      for (int j = threadIdx.x; j < kQueryTile; j += kKeyRows) {
+      for (int j = threadIdx.x; j < kQueryTile; j += kKeyRows * L) {
         const bool in = t0 + j < tq;
         ls[j] = in ? lse[bh * tq + t0 + j] : A(0);
         dl[j] = in ? delta[bh * tq + t0 + j] : A(0);
       }
       __syncthreads();
-      if (!active) continue;
-#pragma unroll 1
+#pragma unroll 2
       for (int j = 0; j < kQueryTile; ++j) {
         A qk = 0, dp = 0;
 #pragma unroll
-        for (int i = 0; i < D; ++i) {
-          qk += qs[j][i] * kown[threadIdx.x][i];
-          dp += dos[j][i] * vown[threadIdx.x][i];
+        for (int c = 0; c < C; ++c) {
+          qk += qs[j][c * L + part] * kr[c];
+          dp += dos[j][c * L + part] * vr[c];
         }
-        const bool seen = t0 + j < tq && s <= t0 + j + past;
+        qk = lanes_sum<L>(qk);
+        dp = lanes_sum<L>(dp);
+        const bool seen = active && t0 + j < tq && s <= t0 + j + past;
         const A p = seen ? math::exp(qk - ls[j]) : A(0);
         const A ds = p * (dp - dl[j]);
 #pragma unroll
-        for (int i = 0; i < D; ++i) {
-          dva[i] += p * dos[j][i];
-          dka[i] += ds * qs[j][i];  // qs holds scale q, so this is scale dS^T Q
+        for (int c = 0; c < C; ++c) {
+          dva[c] += p * dos[j][c * L + part];
+          dka[c] += ds * qs[j][c * L + part];  // qs holds scale q: this is scale dS^T Q
         }
       }
     }
@@ -242,9 +269,9 @@ __global__ void __launch_bounds__(kKeyRows)
   T* dkp = dk.data + b * dk.batch_stride + s * dk.row_stride + g * D;
   T* dvp = dv.data + b * dv.batch_stride + s * dv.row_stride + g * D;
 #pragma unroll
-  for (int i = 0; i < D; ++i) {
-    dkp[i] = T(dka[i]);
-    dvp[i] = T(dva[i]);
+  for (int c = 0; c < C; ++c) {
+    dkp[c * L + part] = T(dka[c]);
+    dvp[c * L + part] = T(dva[c]);
   }
 }
 
@@ -296,11 +323,11 @@ bool backward(Cuda& backend, HeadLayout<T> dq, HeadLayout<T> dk, HeadLayout<T> d
   return with_head_dim<T>(head_dim, [&](auto d) {
     constexpr int D = decltype(d)::value;
     const dim3 rows(unsigned(batch * heads), blocks(tq, kQueryRows));
-    backward_dq_kernel<T, D><<<rows, kQueryRows, 0, backend.stream()>>>(
+    backward_dq_kernel<T, D><<<rows, kQueryRows * lanes<D>(), 0, backend.stream()>>>(
         dq, delta, dout, out, lse, q, k, v, tq, tk, heads, heads / kv_heads, scale);
     Cuda::check(cudaGetLastError(), "flash attention dQ launch");
     const dim3 keys(unsigned(batch * kv_heads), blocks(tk, kKeyRows));
-    backward_dkv_kernel<T, D><<<keys, kKeyRows, 0, backend.stream()>>>(
+    backward_dkv_kernel<T, D><<<keys, kKeyRows * lanes<D>(), 0, backend.stream()>>>(
         dk, dv, dout, lse, delta, q, k, v, tq, tk, heads, kv_heads, scale);
     Cuda::check(cudaGetLastError(), "flash attention dK, dV launch");
   });
