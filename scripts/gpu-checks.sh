@@ -16,7 +16,9 @@
 #               whether every bundled program finds its libraries
 #   parity      the [cuda] parity suite against the Cpu backend
 #   memcheck    compute-sanitizer --tool memcheck on it
-#   racecheck   compute-sanitizer --tool racecheck on it
+#   racecheck   compute-sanitizer --tool racecheck on it (the tests in
+#               $NLA_RACECHECK_TESTS, default all: racecheck is slow, and only
+#               kernels with shared memory can race)
 #   throughput  cuda_throughput: GPT-2 124M train in fp32, tf32, bf16; the
 #               small config at batch 64; bf16 generation
 #   compare     benchmarks/compare_pytorch_gpu.sh: the same beside PyTorch
@@ -28,7 +30,8 @@
 #   gpu_nla     the whole NLA on the GPU at a reduced size ($NLA_GPU_NLA_STEPS,
 #               default "--target-steps 500 --sft-steps 200 --rl-steps 40")
 #   mpi         the NCCL test on 2 ranks, and multi_gpu_nla with 1 and 2 ranks on
-#               the target the gpu_nla step trained (needs mpirun)
+#               the target the gpu_nla step trained (needs mpirun;
+#               $NLA_MULTI_GPU_STEPS, default "--sft-steps 50 --rl-steps 10")
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 budget=""
@@ -116,7 +119,7 @@ for step in "${steps[@]}"; do
                 "${bin}/nla_cuda_tests" "[cuda]" ;;
         racecheck)
             run racecheck 600 compute-sanitizer --tool racecheck --error-exitcode 9 --target-processes all --report-api-errors no \
-                "${bin}/nla_cuda_tests" "[cuda]" ;;
+                "${bin}/nla_cuda_tests" "${NLA_RACECHECK_TESTS:-[cuda]}" ;;
         throughput)
             for p in fp32 tf32 bf16; do
                 run throughput 180 "${bin}/cuda_throughput" --task train --config gpt2-124m \
@@ -162,7 +165,7 @@ for step in "${steps[@]}"; do
                     run mpi 600 mpirun -np "${n}" --oversubscribe "${bin}/multi_gpu_nla" \
                         --backend cuda --target "${out}/gpu_nla/nla.target" --world-seed 1 \
                         --out "${out}/multi_gpu_nla_${n}/nla" --plot-script "" \
-                        --sft-steps 50 --rl-steps 10 --seed 1
+                        ${NLA_MULTI_GPU_STEPS:---sft-steps 50 --rl-steps 10} --seed 1
                 done
             fi ;;
         *) echo "error: unknown step '${step}'" >&2; exit 2 ;;

@@ -48,6 +48,21 @@ constexpr int kMaxHeadDim = 64;
 static_assert(2 * (kKeyTile + kQueryTile + 1) * kMaxHeadDim * sizeof(float) <= 48 * 1024,
               "the tiles must fit in static shared memory");
 
+// Keys and values s0 .. s0 + kKeyTile - 1 (zero past tk) into shared
+// memory, converted to the accumulation type; `threads` share the copy, and
+// consecutive threads read consecutive channels, so the loads coalesce.
+template <class T, class A, int D>
+__device__ void load_key_tile(A (&ks)[kKeyTile][D], A (&vs)[kKeyTile][D], const T* kb, const T* vb,
+                              index_t k_stride, index_t v_stride, index_t s0, index_t tk,
+                              int threads) {
+  for (int e = threadIdx.x; e < kKeyTile * D; e += threads) {
+    const int j = e / D, i = e % D;
+    const bool in = s0 + j < tk;
+    ks[j][i] = in ? A(kb[(s0 + j) * k_stride + i]) : A(0);
+    vs[j][i] = in ? A(vb[(s0 + j) * v_stride + i]) : A(0);
+  }
+}
+
 template <class T, int D>
 __global__ void __launch_bounds__(kQueryRows)
     forward_kernel(T* out, accum_t<T>* lse, HeadLayout<const T> q, HeadLayout<const T> k,
@@ -73,12 +88,7 @@ __global__ void __launch_bounds__(kQueryRows)
   A m = math::minus_infinity<A>(), l = 0;
   for (index_t s0 = 0; s0 < block_visible; s0 += kKeyTile) {
     __syncthreads();  // the previous tile has been read by every thread
-    for (int e = threadIdx.x; e < kKeyTile * D; e += kQueryRows) {
-      const int j = e / D, i = e % D;
-      const bool in = s0 + j < tk;
-      ks[j][i] = in ? A(kb[(s0 + j) * k.row_stride + i]) : A(0);
-      vs[j][i] = in ? A(vb[(s0 + j) * v.row_stride + i]) : A(0);
-    }
+    load_key_tile(ks, vs, kb, vb, k.row_stride, v.row_stride, s0, tk, kQueryRows);
     __syncthreads();
     if (s0 >= visible) continue;
     // Online softmax: rescale what was summed so far to the new running max.
@@ -170,12 +180,7 @@ __global__ void __launch_bounds__(kQueryRows* lanes<D>())
   if (active && part == 0) delta[bh * tq + t] = row_delta;
   for (index_t s0 = 0; s0 < block_visible; s0 += kKeyTile) {
     __syncthreads();
-    for (int e = threadIdx.x; e < kKeyTile * D; e += kQueryRows * L) {
-      const int j = e / D, i = e % D;
-      const bool in = s0 + j < tk;
-      ks[j][i] = in ? A(kb[(s0 + j) * k.row_stride + i]) : A(0);
-      vs[j][i] = in ? A(vb[(s0 + j) * v.row_stride + i]) : A(0);
-    }
+    load_key_tile(ks, vs, kb, vb, k.row_stride, v.row_stride, s0, tk, kQueryRows * L);
     __syncthreads();
 #pragma unroll 2
     for (int j = 0; j < kKeyTile; ++j) {
