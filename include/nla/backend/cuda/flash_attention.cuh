@@ -7,13 +7,15 @@
 // from which the backward recomputes P_ts = exp(scale q_t . k_s - lse_t):
 //   delta_t = dO_t . O_t                  (= rowsum(P * dP), one dot per row)
 //   dS_ts   = P_ts (dO_t . v_s - delta_t)
-//   dQ_t    = scale sum_s dS_ts k_s       (kernel 1: one thread per query row)
+//   dQ_t    = scale sum_s dS_ts k_s       (kernel 1: a query row per lane group)
 //   dK_s    = scale sum_t dS_ts q_t,  dV_s = sum_t P_ts dO_t
-//                                         (kernel 2: one thread per key row,
+//                                         (kernel 2: a key row per lane group,
 //                                          summing the group's query heads)
-// Every sum runs in a fixed order in accum_t<T>, so results are deterministic
-// (no atomics). The head size is a template parameter so each thread's rows
-// (q, dO and the accumulators) live in registers. Kernels exist for fp32
+// The forward runs one thread per query row; the backward kernels split each
+// row over lanes<D>() threads (below). Every sum runs in a fixed order in
+// accum_t<T>, so results are deterministic (no atomics). The head size is a
+// template parameter so each thread's rows (q, dO, the accumulators) live in
+// registers. Kernels exist for fp32
 // accumulation (float and bf16 models) and head sizes 16, 32 and 64 (GPT-2's
 // is 64): larger heads would spill those rows to local memory. Other cases,
 // and Thrust's host systems, take the portable loops of attention.cuh.
