@@ -142,6 +142,24 @@ __device__ A lanes_sum(A x) {
   return x;
 }
 
+// The two dot products both backward kernels take per (query, key) pair,
+// q . k and dO . v: x . x_row and y . y_row, where this lane holds channels
+// part, part + L, ... of x and y in registers and x_row, y_row are whole rows
+// in shared memory. Every lane of the row's group gets the totals.
+template <int L, int C, class A>
+__device__ void lane_dots(const A (&x)[C], const A* x_row, const A (&y)[C], const A* y_row,
+                          int part, A& x_dot, A& y_dot) {
+  x_dot = 0;
+  y_dot = 0;
+#pragma unroll
+  for (int c = 0; c < C; ++c) {
+    x_dot += x[c] * x_row[c * L + part];
+    y_dot += y[c] * y_row[c * L + part];
+  }
+  x_dot = lanes_sum<L>(x_dot);
+  y_dot = lanes_sum<L>(y_dot);
+}
+
 // One query row per Lanes threads. Every thread runs every key of every tile
 // its block reaches (keys a row cannot see get p = 0) so that the shuffles
 // always find their partners.
@@ -186,14 +204,8 @@ __global__ void __launch_bounds__(kQueryRows* lanes<D>())
     __syncthreads();
 #pragma unroll 2
     for (int j = 0; j < kKeyTile; ++j) {
-      A qk = 0, dp = 0;
-#pragma unroll
-      for (int c = 0; c < C; ++c) {
-        qk += qr[c] * ks[j][c * L + part];
-        dp += dor[c] * vs[j][c * L + part];
-      }
-      qk = lanes_sum<L>(qk);
-      dp = lanes_sum<L>(dp);
+      A qk, dp;
+      lane_dots<L>(qr, ks[j], dor, vs[j], part, qk, dp);
       const A p = s0 + j < visible ? math::exp(qk - row_lse) : A(0);
       const A ds = p * (dp - row_delta);
 #pragma unroll
@@ -253,14 +265,8 @@ __global__ void __launch_bounds__(kKeyRows* lanes<D>())
       __syncthreads();
 #pragma unroll 2
       for (int j = 0; j < kQueryTile; ++j) {
-        A qk = 0, dp = 0;
-#pragma unroll
-        for (int c = 0; c < C; ++c) {
-          qk += qs[j][c * L + part] * kr[c];
-          dp += dos[j][c * L + part] * vr[c];
-        }
-        qk = lanes_sum<L>(qk);
-        dp = lanes_sum<L>(dp);
+        A qk, dp;
+        lane_dots<L>(kr, qs[j], vr, dos[j], part, qk, dp);
         const bool seen = active && t0 + j < tq && s <= t0 + j + past;
         const A p = seen ? math::exp(qk - ls[j]) : A(0);
         const A ds = p * (dp - dl[j]);
