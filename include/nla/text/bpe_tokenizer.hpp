@@ -267,7 +267,7 @@ class BpeTokenizer {
                      SpecialTokenMode mode = SpecialTokenMode::kAsText) const {
     if (mode == SpecialTokenMode::kMatch && !specials_.empty()) {
       split_on_added_tokens(
-          text, 0, [&](std::string_view segment) { encode_segment(segment, out); },
+          text, 0, [this, &out](std::string_view segment) { encode_segment(segment, out); },
           [&](std::int32_t id) { out.push_back(id); });
     } else {
       encode_segment(text, out);
@@ -436,7 +436,7 @@ class BpeTokenizer {
     }
     for (auto& pass : added_index_)
       for (auto& list : pass)
-        std::stable_sort(list.begin(), list.end(), [&](std::size_t a, std::size_t b) {
+        std::stable_sort(list.begin(), list.end(), [this](std::size_t a, std::size_t b) {
           return specials_[a].content.size() > specials_[b].content.size();
         });
   }
@@ -535,7 +535,11 @@ class BpeTokenizer {
       encode_piece(text, out);
       return;
     }
-    for_each_pretoken(text, pattern_, [&](std::string_view piece) { encode_piece(piece, out); });
+    // Explicit captures, here and in encode_append: g++ and nvcc order an
+    // implicit capture of this differently (docs/design.md, "One program,
+    // two compilers").
+    for_each_pretoken(text, pattern_,
+                      [this, &out](std::string_view piece) { encode_piece(piece, out); });
   }
 
   void encode_piece(std::string_view piece, std::vector<std::int32_t>& out) const {
