@@ -106,10 +106,11 @@ TEST_CASE("incremental decoding with the KV cache equals the full forward", "[nn
       auto tokens = random_tokens(batch, t, v, 12);
       auto logits = lm.forward(tokens.view(), full);
       auto cache = lm.make_kv_cache(batch, config.context_length);
-      // A 4-token prompt, then one token at a time.
+      // A 4-token prompt, two tokens, then one at a time: the cache append
+      // loops over sequences (4 >= batch) and over positions (2, 1 < batch).
       index_t pos = 0;
       while (pos < t) {
-        const index_t chunk = pos == 0 ? 4 : 1;
+        const index_t chunk = pos == 0 ? 4 : pos == 4 ? 2 : 1;
         Tensor<std::int32_t, Cpu> piece(Shape{batch, chunk});
         for (index_t b = 0; b < batch; ++b)
           for (index_t i = 0; i < chunk; ++i)

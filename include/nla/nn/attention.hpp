@@ -83,25 +83,25 @@ class Attention {
       NLA_CHECK(kv->batch == batch && tk <= kv->capacity, "Attention::forward",
                 "KV cache holds {} sequences of {} tokens; got {} sequences reaching {}", kv->batch,
                 kv->capacity, batch, tk);
-      T* keys = kv->keys[layer].data();
-      T* values = kv->values[layer].data();
-      const T* qkv = cache.qkv.data();
-      // New row (b, i) of qkv goes to cache row (b, past + i): one strided
-      // copy per sequence, or, when decoding (t < batch), one per position
-      // across the batch, so a decode step launches two copies, not 2 batch.
-      const index_t k_col = heads_.heads * hd;
-      if (t < batch) {
-        for (index_t i = 0; i < t; ++i) {
-          const index_t dst = (past + i) * kw, src = i * w + k_col;
-          copy_rows(backend, keys + dst, kv->capacity * kw, qkv + src, t * w, batch, kw);
-          copy_rows(backend, values + dst, kv->capacity * kw, qkv + src + kw, t * w, batch, kw);
-        }
-      } else {
-        for (index_t b = 0; b < batch; ++b) {
-          const index_t dst = (b * kv->capacity + past) * kw, src = b * t * w + k_col;
-          copy_rows(backend, keys + dst, kw, qkv + src, w, t, kw);
-          copy_rows(backend, values + dst, kw, qkv + src + kw, w, t, kw);
-        }
+      // New row (b, i) of qkv goes to cache row (b, past + i). Each copy_rows
+      // call covers one axis (sequences or positions) with its strides; the
+      // loop runs over the shorter one, so a decode step (t = 1) is two copies
+      // across the batch and a prefill is two per sequence.
+      struct Axis {
+        index_t count, src_stride, dst_stride;
+      };
+      const Axis sequences{batch, t * w, kv->capacity * kw}, steps{t, w, kw};
+      const Axis& outer = t < batch ? steps : sequences;
+      const Axis& inner = t < batch ? sequences : steps;
+      const T* src = cache.qkv.data() + heads_.heads * hd;  // the first key column
+      T* keys = kv->keys[layer].data() + past * kw;
+      T* values = kv->values[layer].data() + past * kw;
+      for (index_t o = 0; o < outer.count; ++o) {
+        const T* k = src + o * outer.src_stride;
+        copy_rows(backend, keys + o * outer.dst_stride, inner.dst_stride, k, inner.src_stride,
+                  inner.count, kw);
+        copy_rows(backend, values + o * outer.dst_stride, inner.dst_stride, k + kw,
+                  inner.src_stride, inner.count, kw);
       }
       cache.lse.resize(Shape{batch, heads_.heads, t});
       cached_attention_forward(backend, cache.heads.view(), cache.lse.view(), cache.qkv.view(),

@@ -122,31 +122,29 @@ class Generator {
         draws_[i] = draw(row, c.vocab_size, sampling,
                          random_uniform(options.seed, stream, out[b].tokens.size()));
       });
-      bool all_done = true;
-      for (index_t b = 0, i = 0; b < batch; ++b) {
-        if (pos < index_t(prompts[b].size())) {
-          all_done = false;  // still teacher-forcing the prompt
-          continue;
-        }
-        if (done[b]) {
-          text[b].push_back(text[b].back());  // filler, never read
-          continue;
-        }
-        Draw& d = draws_[i++];
+      for (std::size_t i = 0; i < sampled_rows_.size(); ++i) {
+        const index_t b = sampled_rows_[i];
+        const Draw& d = draws_[i];
         if (d.error) std::rethrow_exception(d.error);
         Generation& g = out[b];
-        const std::int32_t token = d.token;
-        g.tokens.push_back(token);
+        g.tokens.push_back(d.token);
         g.logprobs.push_back(d.logprob);
         g.model_logprobs.push_back(d.model_logprob);
-        text[b].push_back(token);
-        if (sampling.is_stop(token)) {
+        text[b].push_back(d.token);
+        if (sampling.is_stop(d.token)) {
           done[b] = true;
           g.finish = FinishReason::Stop;
         } else if (index_t(g.tokens.size()) == sampling.max_new_tokens) {
           done[b] = true;
           g.finish = FinishReason::Length;
         }
+      }
+      // Every text is now pos + 1 long except rows still in their prompt
+      // (longer) and rows finished at an earlier step (pos), which get a
+      // filler token: the next forward feeds it and ignores its logits.
+      bool all_done = true;
+      for (index_t b = 0; b < batch; ++b) {
+        if (index_t(text[b].size()) == pos) text[b].push_back(text[b].back());
         all_done = all_done && done[b];
       }
       if (all_done) break;
