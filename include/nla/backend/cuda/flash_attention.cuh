@@ -15,10 +15,10 @@
 // row over lanes<D>() threads (below). Every sum runs in a fixed order in
 // accum_t<T>, so results are deterministic (no atomics). The head size is a
 // template parameter so each thread's rows (q, dO, the accumulators) live in
-// registers. Kernels exist for fp32
-// accumulation (float and bf16 models) and head sizes 16, 32 and 64 (GPT-2's
-// is 64): larger heads would spill those rows to local memory. Other cases,
-// and Thrust's host systems, take the portable loops of attention.cuh.
+// registers. Kernels exist for fp32 accumulation (float and bf16 models) and
+// head sizes 16, 32 and 64 (GPT-2's is 64): larger heads would spill those
+// rows to local memory. Other cases, and Thrust's host systems, take the
+// portable loops of attention.cuh.
 //
 // Shapes (the contract of backend/cpu/attention.hpp): q [B, Tq, H, D],
 // k, v [B, Tk, Hkv, D] through HeadLayout strides, out and dout
