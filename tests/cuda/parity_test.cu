@@ -1,6 +1,6 @@
 // Parity of the Cuda backend with the Cpu reference: every kernel, a whole
 // GPT-2- and Llama-flavour model forward/backward, one AdamW step, a training
-// run, KV-cache decoding and seeded sampling.
+// run, KV-cache decoding, seeded sampling and token draws.
 //
 // This file is compiled twice (tests/CMakeLists.txt):
 //   - by nvcc with Thrust's CUDA system (nla_cuda_tests): the real GPU path,
@@ -611,18 +611,69 @@ TEST_CASE("Cuda KV-cache decoding and seeded sampling give the Cpu tokens", "[cu
     Generator<Cpu, float> gen_c(m.cpu);
     Generator<Cuda, float> gen_g(m.gpu);
     const std::vector<std::vector<std::int32_t>> prompts = {{1, 5, 9}, {2}, {7, 7, 7, 7}};
-    SamplingOptions s;
-    s.max_new_tokens = 8;
-    s.temperature = 1.0;
-    GenerateOptions g;
-    g.seed = 42;
-    const auto out_c = gen_c.generate(prompts, s, g);
-    const auto out_g = gen_g.generate(prompts, s, g);
-    REQUIRE(out_c.size() == out_g.size());
-    for (std::size_t b = 0; b < out_c.size(); ++b) {
-      CHECK(out_c[b].tokens == out_g[b].tokens);
-      for (std::size_t i = 0; i < out_c[b].logprobs.size(); ++i)
-        CHECK(std::abs(out_c[b].logprobs[i] - out_g[b].logprobs[i]) < 1e-4);
+    // top_k 0: the device draws the tokens; top_k 5: the logits come to the
+    // host for the sort.
+    for (index_t top_k : {0, 5}) {
+      CAPTURE(top_k);
+      SamplingOptions s;
+      s.max_new_tokens = 8;
+      s.temperature = 1.0;
+      s.top_k = top_k;
+      GenerateOptions g;
+      g.seed = 42;
+      const auto out_c = gen_c.generate(prompts, s, g);
+      const auto out_g = gen_g.generate(prompts, s, g);
+      REQUIRE(out_c.size() == out_g.size());
+      for (std::size_t b = 0; b < out_c.size(); ++b) {
+        CHECK(out_c[b].tokens == out_g[b].tokens);
+        for (std::size_t i = 0; i < out_c[b].logprobs.size(); ++i)
+          CHECK(std::abs(out_c[b].logprobs[i] - out_g[b].logprobs[i]) < 1e-4);
+      }
+    }
+  }
+}
+
+TEST_CASE("Cuda token draws match the Cpu ones for every temperature and mask", "[cuda]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  Cpu cpu;
+  Cuda gpu;
+  const index_t rows = 40, vocab = 5003, count = 64;
+  auto logits = random_mirror<float>(gpu, rows * vocab, 31, 3.0);
+  std::vector<TokenDrawRequest> requests;
+  for (index_t i = 0; i < count; ++i)
+    requests.push_back({(7 * i) % rows, std::uint64_t(i % 5), std::uint64_t(i)});
+  Tensor<TokenDrawRequest, Cpu> requests_c(Shape{count});
+  Tensor<TokenDrawRequest, Cuda> requests_g(Shape{count});
+  std::copy(requests.begin(), requests.end(), requests_c.data());
+  from_host(gpu, requests_g.view(), requests.data());
+  std::vector<std::uint8_t> mask(static_cast<std::size_t>(vocab), 0);
+  for (index_t t = 1; t < vocab; t += 3) mask[t] = 1;
+  Tensor<std::uint8_t, Cpu> mask_c(Shape{vocab});
+  Tensor<std::uint8_t, Cuda> mask_g(Shape{vocab});
+  std::copy(mask.begin(), mask.end(), mask_c.data());
+  from_host(gpu, mask_g.view(), mask.data());
+  for (double temperature : {0.0, 1.0, 0.7}) {
+    for (bool masked : {false, true}) {
+      CAPTURE(temperature, masked);
+      Tensor<TokenDraw, Cpu> out_c(Shape{count});
+      Tensor<TokenDraw, Cuda> out_g(Shape{count});
+      draw_tokens<float>(
+          cpu, out_c.view(), TensorView<const float, Cpu>(logits.cpu.data(), Shape{rows, vocab}),
+          requests_c.view(), 17, temperature,
+          masked ? ConstView<std::uint8_t, Cpu>(mask_c.view()) : ConstView<std::uint8_t, Cpu>{});
+      draw_tokens<float>(
+          gpu, out_g.view(), TensorView<const float, Cuda>(logits.gpu.data(), Shape{rows, vocab}),
+          requests_g.view(), 17, temperature,
+          masked ? ConstView<std::uint8_t, Cuda>(mask_g.view()) : ConstView<std::uint8_t, Cuda>{});
+      const auto g = to_host(gpu, ConstView<TokenDraw, Cuda>(out_g.view()));
+      for (index_t i = 0; i < count; ++i) {
+        const TokenDraw& c = out_c.data()[i];
+        REQUIRE(c.token >= 0);
+        CHECK(g[i].token == c.token);
+        CHECK(std::abs(g[i].logprob - c.logprob) <= 1e-5);
+        CHECK(std::abs(g[i].model_logprob - c.model_logprob) <= 1e-5);
+        if (masked) CHECK(mask[c.token] == 1);
+      }
     }
   }
 }

@@ -13,3 +13,4 @@
 #include "nla/backend/cpu/norm.hpp"
 #include "nla/backend/cpu/optimizer.hpp"
 #include "nla/backend/cpu/rope.hpp"
+#include "nla/backend/cpu/token_draw.hpp"

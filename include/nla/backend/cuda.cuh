@@ -14,3 +14,4 @@
 #include "nla/backend/cuda/norm.cuh"
 #include "nla/backend/cuda/optimizer.cuh"
 #include "nla/backend/cuda/rope.cuh"
+#include "nla/backend/cuda/token_draw.cuh"

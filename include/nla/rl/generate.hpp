@@ -8,7 +8,10 @@
 //
 // Each new token j of row b is drawn with uniform(seed, stream_b, j)
 // (rl/sampling.hpp), so the same seed gives the same tokens with and without
-// the cache, at any batch size. Besides the tokens, a Generation holds
+// the cache, at any batch size. Without top-k / top-p the backend draws the
+// tokens where the logits are (ops/token_draw.hpp) and only the draws come
+// back to the host; with them the logits come to the host for the sort. Besides the tokens, a
+// Generation holds
 //   logprobs[j]        log q(token_j), q the (tempered, truncated) sampling law
 //   model_logprobs[j]  log p(token_j), the model's temperature-1 softmax: what
 //                      a teacher-forced pass over the same text computes, and
@@ -19,11 +22,14 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "nla/backend/cpu/parallel.hpp"
 #include "nla/core/random.hpp"
+#include "nla/core/token_draw.hpp"
 #include "nla/nn/transformer_lm.hpp"
+#include "nla/ops/token_draw.hpp"
 #include "nla/rl/sampling.hpp"
 
 namespace nla {
@@ -82,6 +88,7 @@ class Generator {
               "the longest prompt ({}) plus max_new_tokens ({}) exceeds context_length {}", max_len,
               sampling.max_new_tokens, c.context_length);
 
+    set_allowed_mask(sampling.allowed_tokens);
     std::vector<Generation> out(batch);
     std::vector<std::vector<std::int32_t>> text(prompts);  // prompt + generated so far
     std::vector<bool> done(batch, false);
@@ -104,28 +111,17 @@ class Generator {
 
     TensorView<T, B> logits = run(0, min_len);
     for (index_t pos = min_len;; ++pos) {
-      const index_t t = logits.shape()[1];
-      const auto host_logits = to_host(model_->backend(), ConstView<T, B>(logits));
-      // The rows that draw a token now. Their draws are independent (each row
-      // has its own random stream), and a large vocabulary costs about half a
-      // millisecond a row, so they run in parallel; the bookkeeping after is
-      // sequential.
+      // The rows that draw a token now.
       sampled_rows_.clear();
       for (index_t b = 0; b < batch; ++b)
         if (pos >= index_t(prompts[b].size()) && !done[b]) sampled_rows_.push_back(b);
-      draws_.resize(sampled_rows_.size());
-      cpu::parallel_for(index_t(sampled_rows_.size()), 8 * c.vocab_size, [&](index_t i) {
-        const index_t b = sampled_rows_[i];
-        const T* row = host_logits.data() + (b * t + t - 1) * c.vocab_size;
-        const std::uint64_t stream =
-            options.streams.empty() ? std::uint64_t(b) : options.streams[b];
-        draws_[i] = draw(row, c.vocab_size, sampling,
-                         random_uniform(options.seed, stream, out[b].tokens.size()));
-      });
+      const TokenDraw* drawn = draw(logits, out, sampling, options);
       for (std::size_t i = 0; i < sampled_rows_.size(); ++i) {
         const index_t b = sampled_rows_[i];
-        const Draw& d = draws_[i];
-        if (d.error) std::rethrow_exception(d.error);
+        const TokenDraw& d = drawn[i];
+        NLA_CHECK(d.token >= 0, op, "row {} at position {}: {}", b, pos,
+                  d.nonfinite >= 0 ? fmt::format("the logit of token {} is not finite", d.nonfinite)
+                                   : std::string("the sampling mask allows no token"));
         Generation& g = out[b];
         g.tokens.push_back(d.token);
         g.logprobs.push_back(d.logprob);
@@ -154,27 +150,73 @@ class Generator {
   }
 
  private:
-  // One row's sampled token, or the error that stopped it (an exception must
-  // not leave an OpenMP region, so it is carried out and rethrown).
-  struct Draw {
-    std::int32_t token = 0;
-    float logprob = 0, model_logprob = 0;
-    std::exception_ptr error;
-  };
-
-  static Draw draw(const T* logits, index_t vocab, const SamplingOptions& sampling, double u) {
-    thread_local std::vector<double> probs, model_log_probs;
-    thread_local std::vector<std::int32_t> order;
-    Draw d;
-    try {
-      sampling_distribution(logits, vocab, sampling, probs, model_log_probs, order);
-      d.token = draw_token(probs, u);
-      d.logprob = float(std::log(probs[d.token]));
-      d.model_logprob = float(model_log_probs[d.token]);
-    } catch (...) {
-      d.error = std::current_exception();
+  // Draws the next token of each row in sampled_rows_ (out holds what each
+  // has drawn so far) from the last position of `logits` [batch, t, vocab]: on the backend, so only
+  // the draws come back to the host, unless top-k / top-p truncation asks for the host's sort
+  // (rl/sampling.hpp). Both give the same tokens for the same seed.
+  const TokenDraw* draw(TensorView<T, B> logits, const std::vector<Generation>& out,
+                        const SamplingOptions& sampling, const GenerateOptions& options) {
+    const index_t t = logits.shape()[1], vocab = model_->config().vocab_size;
+    const index_t count = index_t(sampled_rows_.size());
+    const auto request = [&](index_t i) {
+      const index_t b = sampled_rows_[i];
+      return TokenDrawRequest{b * t + t - 1,
+                              options.streams.empty() ? std::uint64_t(b) : options.streams[b],
+                              std::uint64_t(out[b].tokens.size())};
+    };
+    host_draws_.resize(static_cast<std::size_t>(count));
+    if (count == 0) return host_draws_.data();
+    if (sampling.top_k == 0 && sampling.top_p >= 1) {
+      host_requests_.resize(static_cast<std::size_t>(count));
+      for (index_t i = 0; i < count; ++i) host_requests_[i] = request(i);
+      requests_.resize(Shape{count});
+      draws_.resize(Shape{count});
+      from_host(model_->backend(), requests_.view(), host_requests_.data());
+      draw_tokens<T>(model_->backend(), draws_.view(), ConstView<T, B>(logits), requests_.view(),
+                     options.seed, sampling.temperature, allowed_.view());
+      const auto drawn = to_host(model_->backend(), ConstView<TokenDraw, B>(draws_.view()));
+      std::copy_n(drawn.data(), count, host_draws_.begin());
+      return host_draws_.data();
     }
-    return d;
+    // A large vocabulary costs about half a millisecond a row on the host, so
+    // the rows run in parallel; an exception must not leave an OpenMP region,
+    // so it is carried out and rethrown.
+    const auto host_logits = to_host(model_->backend(), ConstView<T, B>(logits));
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(count));
+    cpu::parallel_for(count, 8 * vocab, [&](index_t i) {
+      thread_local std::vector<double> probs, model_log_probs;
+      thread_local std::vector<std::int32_t> order;
+      const TokenDrawRequest r = request(i);
+      try {
+        sampling_distribution(host_logits.data() + r.row * vocab, vocab, sampling, probs,
+                              model_log_probs, order);
+        TokenDraw& d = host_draws_[i];
+        d.token = draw_token(probs, random_uniform(options.seed, r.stream, r.index));
+        d.logprob = float(std::log(probs[d.token]));
+        d.model_logprob = float(model_log_probs[d.token]);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
+    return host_draws_.data();
+  }
+
+  // The sampling mask on the backend (empty: every token), rebuilt only when
+  // the allowed tokens change.
+  void set_allowed_mask(const std::vector<std::int32_t>& allowed_tokens) {
+    if (allowed_tokens == allowed_tokens_) return;
+    const index_t vocab = model_->config().vocab_size;
+    std::vector<std::uint8_t> mask(allowed_tokens.empty() ? 0 : vocab, 0);
+    for (std::int32_t token : allowed_tokens) {
+      NLA_CHECK(token < vocab, "Generator::generate",
+                "allowed token {} is outside the vocabulary of {}", token, vocab);
+      mask[token] = 1;
+    }
+    allowed_.resize(Shape{index_t(mask.size())});
+    from_host(model_->backend(), allowed_.view(), mask.data());
+    allowed_tokens_ = allowed_tokens;
   }
 
   TransformerLM<B, T>* model_;
@@ -183,7 +225,12 @@ class Generator {
   Tensor<std::int32_t, B> tokens_;
   std::vector<std::int32_t> host_tokens_;
   std::vector<index_t> sampled_rows_;
-  std::vector<Draw> draws_;
+  std::vector<std::int32_t> allowed_tokens_;
+  Tensor<std::uint8_t, B> allowed_;
+  std::vector<TokenDrawRequest> host_requests_;
+  Tensor<TokenDrawRequest, B> requests_;
+  Tensor<TokenDraw, B> draws_;
+  std::vector<TokenDraw> host_draws_;
 };
 
 }  // namespace nla

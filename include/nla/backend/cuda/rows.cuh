@@ -1,43 +1,17 @@
 #pragma once
-// Kernels that reduce along rows (norms, cross-entropy) are written once, as
-// a function of one row worked by cooperating lanes:
-//   row(r, lanes): lane lanes.lane of lanes.count takes columns lane,
-//   lane + count, ...; lanes.sum(x) and lanes.max(x) combine a value over them.
-// On a GPU a warp works each row (32 lanes, register-shuffle butterflies, so
-// a warp's loads of a row coalesce and every lane gets the total); on
-// Thrust's host systems one index works each row alone. The butterfly's order
-// is fixed, so results repeat bit for bit run to run.
+// Kernels that reduce along rows (norms, cross-entropy, token draws) are
+// written once, as a function row(r, lanes) of one row worked by cooperating
+// lanes (core/row_lanes.hpp). for_each_row runs it: a warp per row on a GPU,
+// one index per row alone on Thrust's host systems.
 
 #include "nla/backend/cuda/cuda.cuh"
 #include "nla/backend/cuda/math.cuh"
+#include "nla/core/row_lanes.hpp"
 
 namespace nla {
 namespace gpu {
 
-constexpr int kWarp = 32;
-
-struct RowLanes {
-  int lane, count;
-
-  template <class A>
-  NLA_HOST_DEVICE A sum(A x) const {
-#if NLA_CUDA_DEVICE_SYSTEM && defined(__CUDA_ARCH__)
-#pragma unroll
-    for (int offset = kWarp / 2; offset > 0; offset /= 2)
-      x += __shfl_xor_sync(0xffffffffu, x, offset);
-#endif
-    return x;
-  }
-  template <class A>
-  NLA_HOST_DEVICE A max(A x) const {
-#if NLA_CUDA_DEVICE_SYSTEM && defined(__CUDA_ARCH__)
-#pragma unroll
-    for (int offset = kWarp / 2; offset > 0; offset /= 2)
-      x = math::max(x, __shfl_xor_sync(0xffffffffu, x, offset));
-#endif
-    return x;
-  }
-};
+constexpr int kWarp = RowLanes::kWarp;
 
 #if NLA_CUDA_DEVICE_SYSTEM
 constexpr int kRowsPerBlock = 8;

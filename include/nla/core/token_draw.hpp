@@ -1,0 +1,137 @@
+#pragma once
+// Drawing one token from one row of logits z [vocab], written once for the
+// host and the device as a function of cooperating lanes (core/row_lanes.hpp):
+//   p      = softmax(z)             over the allowed tokens (all, or a mask)
+//   q      = softmax(z / temperature), the sampling law; temperature 0 puts
+//            all mass on the first argmax
+//   token  = the first i with u < q_0 + ... + q_i   (inverse CDF, index order)
+// and returns log q(token), log p(token). This is the law of rl/sampling.hpp
+// without top-k / top-p truncation, computed with the same operations in the
+// same order, in double, so a one-lane draw (the Cpu backend) gives that
+// reference's token bit for bit. With 32 lanes (a warp) the sums run in
+// another order; the token can differ only when u lies within rounding
+// (about 1e-16) of a boundary of the CDF.
+//
+// Each lane owns a contiguous chunk of the row for the CDF walk: chunk sums,
+// an exclusive scan over the lanes gives each chunk's starting mass, and the
+// first lane whose walk crosses u has the token.
+
+#include <math.h>
+
+#include <cstdint>
+
+#include "nla/core/config.hpp"
+#include "nla/core/row_lanes.hpp"
+#include "nla/core/shape.hpp"
+
+namespace nla {
+
+// Draw a token from row `row` of a logits matrix with the counter-based
+// uniform u(seed, stream, index) (core/random.hpp).
+struct TokenDrawRequest {
+  index_t row = 0;
+  std::uint64_t stream = 0;
+  std::uint64_t index = 0;
+};
+
+struct TokenDraw {
+  // -1 when nothing was drawn: a logit was not finite (`nonfinite` says
+  // which) or the mask allows no token (`nonfinite` is -1).
+  std::int32_t token = -1;
+  std::int32_t nonfinite = -1;
+  float logprob = 0;        // log q(token)
+  float model_logprob = 0;  // log p(token)
+};
+
+// allowed: [vocab] mask (nonzero: allowed) or null for every token;
+// temperature >= 0; u in (0, 1). Lanes has RowLanes's members (a template so
+// that a test can run the lanes as host threads). weights: null, or [vocab]
+// scratch with which a one-lane draw computes one exp per token, as the
+// reference does, instead of recomputing them in the CDF walk.
+template <class T, class Lanes>
+NLA_HOST_DEVICE TokenDraw draw_token_in_row(const T* z, index_t vocab, const std::uint8_t* allowed,
+                                            double temperature, double u, Lanes lanes,
+                                            double* weights = nullptr) {
+  const auto is_allowed = [allowed](index_t i) { return allowed == nullptr || allowed[i] != 0; };
+  // Pass 1: the first non-finite logit, the largest allowed logit and its
+  // first index. x - x is 0 exactly for finite x and NaN otherwise.
+  index_t bad = vocab, arg = vocab;
+  double max = -HUGE_VAL;
+  for (index_t i = lanes.lane; i < vocab; i += lanes.count) {
+    const double x = double(z[i]);
+    if (!(x - x == 0.0)) {
+      bad = bad < i ? bad : i;
+      continue;
+    }
+    if (is_allowed(i) && x > max) max = x, arg = i;
+  }
+  bad = lanes.min(bad);
+  TokenDraw d;
+  if (bad < vocab) {
+    d.nonfinite = std::int32_t(bad);
+    return d;
+  }
+  const double row_max = lanes.max(max);
+  if (row_max == -HUGE_VAL) return d;  // no token allowed
+  arg = lanes.min(max == row_max ? arg : vocab);
+  max = row_max;
+
+  // Pass 2: the model's normaliser and, at temperature t != 1, the sampling
+  // law's (at t = 1 they are one sum of one exp per token). A lone lane keeps
+  // the sampling weights in `weights` for pass 3; lanes would each need the
+  // others' weights, and recompute them instead.
+  const bool tempered = temperature != 1.0 && temperature != 0.0;
+  double* const kept = lanes.count == 1 ? weights : nullptr;
+  double sum = 0, tempered_sum = 0;
+  for (index_t i = lanes.lane; i < vocab; i += lanes.count) {
+    double w = 0;
+    if (is_allowed(i)) {
+      sum += w = ::exp(double(z[i]) - max);
+      if (tempered) tempered_sum += w = ::exp((double(z[i]) - max) / temperature);
+    }
+    if (kept) kept[i] = w;
+  }
+  sum = lanes.sum(sum);
+  const double lse = max + ::log(sum);
+  if (temperature == 0.0) {
+    d.token = std::int32_t(arg);
+    d.model_logprob = float(double(z[arg]) - lse);
+    return d;
+  }
+  const double normaliser = tempered ? lanes.sum(tempered_sum) : sum;
+  const auto q = [z, is_allowed, kept, max, temperature, normaliser](index_t i) {
+    if (kept) return kept[i] / normaliser;
+    return is_allowed(i) ? ::exp((double(z[i]) - max) / temperature) / normaliser : 0.0;
+  };
+
+  // Pass 3: the inverse CDF over contiguous chunks. A token of zero mass is
+  // never drawn: when rounding leaves u beyond the total, the last token with
+  // mass is.
+  const index_t chunk = (vocab + lanes.count - 1) / lanes.count;
+  const index_t begin = lanes.lane * chunk;
+  const index_t end = begin + chunk < vocab ? begin + chunk : vocab;
+  double mass = 0;
+  if (lanes.count > 1)
+    for (index_t i = begin; i < end; ++i) mass += q(i);
+  double cdf = lanes.exclusive_scan(mass);
+  index_t first = vocab, last = -1;
+  for (index_t i = begin; i < end; ++i) {
+    const double qi = q(i);
+    if (qi <= 0) continue;
+    last = i;
+    cdf += qi;
+    if (u < cdf) {
+      first = i;
+      break;
+    }
+  }
+  first = lanes.min(first);
+  last = lanes.max(last);
+  const index_t token = first < vocab ? first : last;
+  d.token = std::int32_t(token);
+  d.logprob = float(::log(q(token)));
+  d.model_logprob = float(double(z[token]) - lse);
+  return d;
+}
+
+}  // namespace nla
