@@ -3,7 +3,9 @@
 // measured at (docs/performance.md):
 //   TrainStep/gpt2-124m/{fp32,tf32,bf16}  batch 16, context 1024
 //   TrainStep/small/{fp32,bf16}           batch 64, context 128
-//   Generate/gpt2-124m/bf16               batch 64, prompt 64, 64 new tokens
+//   Generate/gpt2-124m/bf16               batch 64, prompt 64, 64 new tokens,
+//                                         tokens drawn on the device
+//   Generate/gpt2-124m/bf16/host-draws    the same, the logits drawn on the host
 // Counters: tokens_per_s (or new_tokens_per_s), mfu for training, and
 // peak_memory_mib, the most device memory nla held while the benchmark ran.
 // Without a usable GPU it stops with the clear error and status 1.
@@ -44,10 +46,11 @@ void train_step(benchmark::State& state, Case c) {
 }
 
 template <class T>
-void generate(benchmark::State& state, Case c, index_t prompt, index_t new_tokens) {
+void generate(benchmark::State& state, Case c, index_t prompt, index_t new_tokens,
+              bench::Draws draws) {
   const gpu::PeakMemoryMeter memory;
   bench::GenerateWorkload<T> work(bench::gpu_preset(c.preset), c.batch, prompt, new_tokens,
-                                  bench::parse_precision(c.precision), 1);
+                                  bench::parse_precision(c.precision), 1, draws);
   work.run();  // warm-up
   for (auto _ : state) work.run();
   state.counters["new_tokens_per_s"] = benchmark::Counter(
@@ -87,9 +90,11 @@ int main(int argc, char** argv) {
       bench::with_storage_type(bench::parse_precision(c.precision),
                                [&](auto t) { train_step<decltype(t)>(s, c); });
     });
-  add("Generate/gpt2-124m/bf16", [](benchmark::State& s) {
-    generate<bf16>(s, Case{"gpt2-124m", "bf16", 64}, 64, 64);
-  });
+  for (bench::Draws draws : {bench::Draws::Device, bench::Draws::Host})
+    add(std::string("Generate/gpt2-124m/bf16") + (draws == bench::Draws::Host ? "/host-draws" : ""),
+        [draws](benchmark::State& s) {
+          generate<bf16>(s, Case{"gpt2-124m", "bf16", 64}, 64, 64, draws);
+        });
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
   benchmark::RunSpecifiedBenchmarks();

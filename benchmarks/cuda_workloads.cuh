@@ -112,11 +112,17 @@ class TrainStepWorkload {
   Tensor<std::int32_t, Cuda> tokens_, targets_;
 };
 
+// Where Generator draws the tokens: on the device, or on the host from the
+// downloaded logits (top_k = vocab_size asks for the host path's truncation
+// code, which keeps every token: the same law and the same tokens).
+enum class Draws { Device, Host };
+
 template <class T>
 class GenerateWorkload {
  public:
   GenerateWorkload(const TransformerConfig& config, index_t batch, index_t prompt_length,
-                   index_t new_tokens, Precision precision, std::uint64_t seed)
+                   index_t new_tokens, Precision precision, std::uint64_t seed,
+                   Draws draws = Draws::Device)
       : model_(config, seed), generator_(model_), prompts_(static_cast<std::size_t>(batch)) {
     NLA_CHECK(prompt_length + new_tokens - 1 <= config.context_length, "bench::GenerateWorkload",
               "prompt {} + new tokens {} - 1 exceeds the context length {}", prompt_length,
@@ -126,6 +132,7 @@ class GenerateWorkload {
     for (index_t b = 0; b < batch; ++b)
       prompts_[b].assign(ids.begin() + b * prompt_length, ids.begin() + (b + 1) * prompt_length);
     sampling_.max_new_tokens = new_tokens;
+    if (draws == Draws::Host) sampling_.top_k = config.vocab_size;
   }
 
   // One batched generation; each call draws with its own seed.

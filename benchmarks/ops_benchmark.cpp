@@ -260,7 +260,46 @@ void gemm_abt(benchmark::State& state, bool blocked) {
       benchmark::Counter(double(2 * m * n * d), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One generation step's token draws, 64 rows at GPT-2's vocabulary: the
+// host reference (rl/sampling.hpp: the law written into a [vocab] array, then
+// the inverse CDF), as Generator runs it under top-k / top-p, against the Cpu
+// backend's draw_tokens (core/token_draw.hpp, one lane per row), which it runs
+// otherwise. Items are rows.
+void draw_tokens_step(benchmark::State& state, bool reference) {
+  const index_t rows = 64, vocab = 50257;
+  Cpu cpu;
+  const Tf logits = random_tensor(Shape{rows, vocab}, 1);
+  Tensor<TokenDrawRequest, Cpu> requests(Shape{rows});
+  for (index_t r = 0; r < rows; ++r) requests.data()[r] = {r, std::uint64_t(r), 0};
+  Tensor<TokenDraw, Cpu> out(Shape{rows});
+  const SamplingOptions sampling;
+  for (auto _ : state) {
+    for (index_t r = 0; r < rows; ++r) ++requests.data()[r].index;
+    if (reference) {
+      cpu::parallel_for(rows, 8 * vocab, [&](index_t r) {
+        thread_local std::vector<double> probs, model_log_probs;
+        thread_local std::vector<std::int32_t> order;
+        sampling_distribution(logits.data() + r * vocab, vocab, sampling, probs, model_log_probs,
+                              order);
+        const TokenDrawRequest& q = requests.data()[r];
+        out.data()[r].token = draw_token(probs, random_uniform(1, q.stream, q.index));
+      });
+    } else {
+      draw_tokens<T>(cpu, out.view(), logits.view(), requests.view(), 1, sampling.temperature, {});
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * rows);
+}
+
 const bool registered = [] {
+  for (bool reference : {true, false})
+    benchmark::RegisterBenchmark(
+        reference ? "DrawTokens/reference" : "DrawTokens/draw_tokens",
+        [reference](benchmark::State& s) { draw_tokens_step(s, reference); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+
   for (bool blocked : {false, true})
     benchmark::RegisterBenchmark(blocked ? "GemmAbt/eigen_blocked" : "GemmAbt/gemm",
                                  [blocked](benchmark::State& s) { gemm_abt(s, blocked); })

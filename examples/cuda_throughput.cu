@@ -9,7 +9,8 @@
 // Prints one JSON line per timed window (--windows) and a final line with
 // the throughput (train: tokens_per_s, step_ms and mfu, the model FLOPs
 // utilisation against an H100 SXM's dense peak, --peak-tflops to override;
-// generate: new_tokens_per_s and call_ms) and peak_memory_mib, the most
+// generate: new_tokens_per_s and call_ms; --draws host for the former host
+// sampling) and peak_memory_mib, the most
 // device memory nla held (PyTorch's max_memory_reserved is the matching
 // figure; neither counts the CUDA context). benchmarks/compare_pytorch_gpu.sh
 // runs it beside benchmarks/pytorch_reference.py. Exits with a clear error
@@ -31,7 +32,7 @@ using namespace nla;
 using json = nlohmann::json;
 
 struct Args {
-  std::string task = "train", config = "gpt2-124m", precision = "bf16";
+  std::string task = "train", config = "gpt2-124m", precision = "bf16", draws = "device";
   index_t batch = 16, prompt = 64, new_tokens = 64;
   index_t steps = 20, warmup = 3, windows = 1;
   std::uint64_t seed = 1;
@@ -83,10 +84,12 @@ json run(const Args& a) {
                 {"tokens_per_s", tokens_per_s},
                 {"mfu", tokens_per_s * work.flops_per_token() / (peak * 1e12)}});
   } else {
-    bench::GenerateWorkload<T> work(config, a.batch, a.prompt, a.new_tokens, precision, a.seed);
+    bench::GenerateWorkload<T> work(config, a.batch, a.prompt, a.new_tokens, precision, a.seed,
+                                    a.draws == "host" ? bench::Draws::Host : bench::Draws::Device);
     const double s = time_calls(
         a, [&] { work.run(); }, [] {});
-    out.update({{"prompt_tokens", a.prompt},
+    out.update({{"draws", a.draws},
+                {"prompt_tokens", a.prompt},
                 {"new_tokens", a.new_tokens},
                 {"call_ms", 1e3 * s},
                 {"new_tokens_per_s", double(work.new_tokens_per_call()) / s}});
@@ -110,6 +113,10 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--prompt", a.prompt, "generate: prompt tokens per sequence")
       ->check(CLI::PositiveNumber);
+  app.add_option("--draws", a.draws,
+                 "generate: device (tokens drawn where the logits are) or host (logits "
+                 "downloaded and drawn on the host)")
+      ->check(CLI::IsMember({"device", "host"}));
   app.add_option("--new-tokens", a.new_tokens, "generate: tokens drawn per sequence")
       ->check(CLI::PositiveNumber);
   app.add_option("--steps", a.steps, "timed steps (or generations) per window")

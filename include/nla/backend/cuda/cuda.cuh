@@ -98,6 +98,8 @@ class DeviceBuffer {
   const T* data() const { return data_; }
   std::size_t size() const { return size_; }
 
+  // New elements are value-initialised: zero for numbers, the defaults of a
+  // record type.
   void resize(std::size_t n) {
     if (n > capacity_) {
       T* grown = static_cast<T*>(device_allocate(n * sizeof(T)));
@@ -106,7 +108,7 @@ class DeviceBuffer {
       data_ = grown;
       capacity_ = n;
     }
-    if (n > size_) thrust::fill_n(thrust::device, data_ + size_, n - size_, T(0));
+    if (n > size_) thrust::fill_n(thrust::device, data_ + size_, n - size_, T{});
     size_ = n;
   }
 
