@@ -206,3 +206,51 @@ TEST_CASE("generation rejects bad prompts and options", "[rl]") {
   o.top_p = 0;
   REQUIRE_THROWS_WITH(gen.generate({{1}}, o), Catch::Contains("top_p"));
 }
+
+TEST_CASE("generation reports non-finite logits and bad allowed tokens, on both draw paths",
+          "[rl][errors]") {
+  auto lm = sampling_model(Flavour::Gpt2);
+  auto v = lm.parameters().values();
+  for (index_t i = 0; i < v.size(); ++i) v.data()[i] = std::nan("");
+  Generator<Cpu, double> gen(lm);
+  SamplingOptions o;
+  o.max_new_tokens = 3;
+  // top_k 0: the backend draws (ops/token_draw.hpp); top_k 5: the host
+  // reference does (rl/sampling.hpp).
+  REQUIRE_THROWS_WITH(gen.generate({{1, 2}, {3}}, o),
+                      Catch::Contains("row 1 at position 1") &&
+                          Catch::Contains("the logit of token 0 is not finite"));
+  o.top_k = 5;
+  REQUIRE_THROWS_WITH(gen.generate({{1, 2}}, o),
+                      Catch::Contains("logit nan of token 0 is not finite"));
+  o.top_k = 0;
+  o.allowed_tokens = {3, 19};
+  REQUIRE_THROWS_WITH(gen.generate({{1}}, o),
+                      Catch::Contains("allowed token 19 is outside the vocabulary of 19"));
+}
+
+TEST_CASE("the backend's draws and the host reference's give the same generations", "[rl]") {
+  // top_k = vocab_size keeps every token but takes the host path.
+  auto lm = sampling_model(Flavour::Llama);
+  Generator<Cpu, double> gen(lm);
+  const std::vector<std::vector<std::int32_t>> prompts = {{1, 2, 3}, {4}, {5, 6}};
+  for (double temperature : {0.0, 0.7, 1.0}) {
+    for (bool masked : {false, true}) {
+      CAPTURE(temperature, masked);
+      SamplingOptions o;
+      o.max_new_tokens = 12;
+      o.temperature = temperature;
+      if (masked) o.allowed_tokens = {0, 2, 3, 5, 7, 11, 13, 17};
+      GenerateOptions g;
+      g.seed = 9;
+      const auto backend = gen.generate(prompts, o, g);
+      o.top_k = 19;
+      const auto host = gen.generate(prompts, o, g);
+      for (std::size_t b = 0; b < prompts.size(); ++b) {
+        REQUIRE(backend[b].tokens == host[b].tokens);
+        REQUIRE(backend[b].logprobs == host[b].logprobs);
+        REQUIRE(backend[b].model_logprobs == host[b].model_logprobs);
+      }
+    }
+  }
+}
