@@ -13,7 +13,9 @@ namespace nla {
 
 // logits: [n, vocab] (leading axes flattened); requests, out: [m];
 // allowed: [vocab] mask or empty for every token. A request that cannot draw
-// (a non-finite logit, an empty mask) gets token -1: see TokenDraw.
+// (a non-finite logit, an empty mask) gets token -1: see TokenDraw. The
+// requests' rows are checked on the host (on a device backend that costs a
+// download of the m requests, small beside the logits it saves).
 template <class T, class B>
 void draw_tokens(B& backend, TensorView<TokenDraw, B> out, ConstView<T, B> logits,
                  ConstView<TokenDrawRequest, B> requests, std::uint64_t seed, double temperature,

@@ -10,8 +10,8 @@
 // (rl/sampling.hpp), so the same seed gives the same tokens with and without
 // the cache, at any batch size. Without top-k / top-p the backend draws the
 // tokens where the logits are (ops/token_draw.hpp) and only the draws come
-// back to the host; with them the logits come to the host for the sort. Besides the tokens, a
-// Generation holds
+// back to the host; with them the logits come to the host for the sort.
+// Besides the tokens, a Generation holds
 //   logprobs[j]        log q(token_j), q the (tempered, truncated) sampling law
 //   model_logprobs[j]  log p(token_j), the model's temperature-1 softmax: what
 //                      a teacher-forced pass over the same text computes, and
@@ -151,9 +151,10 @@ class Generator {
 
  private:
   // Draws the next token of each row in sampled_rows_ (out holds what each
-  // has drawn so far) from the last position of `logits` [batch, t, vocab]: on the backend, so only
-  // the draws come back to the host, unless top-k / top-p truncation asks for the host's sort
-  // (rl/sampling.hpp). Both give the same tokens for the same seed.
+  // has drawn so far) from the last position of `logits` [batch, t, vocab]:
+  // on the backend, so only the draws come back to the host, unless top-k /
+  // top-p truncation asks for the host's sort (rl/sampling.hpp). Both give
+  // the same tokens for the same seed.
   const TokenDraw* draw(TensorView<T, B> logits, const std::vector<Generation>& out,
                         const SamplingOptions& sampling, const GenerateOptions& options) {
     const index_t t = logits.shape()[1], vocab = model_->config().vocab_size;
