@@ -23,7 +23,9 @@
 #               small config at batch 64; bf16 generation
 #   compare     benchmarks/compare_pytorch_gpu.sh: the same beside PyTorch
 #               (the cases in $NLA_COMPARE_CASES, default all eight)
-#   benchmark   nla_cuda_benchmark (Google Benchmark, JSON)
+#   benchmark   nla_cuda_benchmark (Google Benchmark, JSON; the cases matching
+#               $NLA_BENCHMARK_FILTER, default all, e.g. Generate for the token
+#               draws on the device against those on the host)
 #   profile     Nsight Compute's time per kernel over two training steps of
 #               the small config in bf16 and one of GPT-2 124M in bf16 (batch 4):
 #               where a step's time goes
@@ -138,7 +140,7 @@ for step in "${steps[@]}"; do
             grep '^{"case"' "${out}/compare.log" > "${out}/compare.jsonl" ;;
         benchmark)
             run benchmark 600 "${bin}/nla_cuda_benchmark" --benchmark_out="${out}/benchmark.json" \
-                --benchmark_out_format=json ;;
+                --benchmark_out_format=json --benchmark_filter="${NLA_BENCHMARK_FILTER:-.}" ;;
         profile)
             # One pass per kernel (a single metric), clocks left alone.
             ncu_args=(--clock-control none --metrics gpu__time_duration.sum --print-summary per-kernel)
