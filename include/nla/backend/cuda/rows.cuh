@@ -15,10 +15,14 @@ constexpr int kWarp = RowLanes::kWarp;
 
 #if NLA_CUDA_DEVICE_SYSTEM
 constexpr int kRowsPerBlock = 8;
+// Below this many rows a block holds a single warp, so that few rows (a
+// decode step's batch, one token draw per sequence) spread over up to eight
+// times as many SMs as eight-warp blocks would give them.
+constexpr index_t kRowsForFullBlocks = 1024;
 
 template <class Row>
 __global__ void __launch_bounds__(kRowsPerBlock* kWarp) row_kernel(index_t rows, Row row) {
-  const index_t r = index_t(blockIdx.x) * kRowsPerBlock + threadIdx.x / kWarp;
+  const index_t r = index_t(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (r < rows) row(r, RowLanes{int(threadIdx.x % kWarp), kWarp});
 }
 #endif
@@ -28,8 +32,9 @@ template <class Row>
 void for_each_row(Cuda& backend, index_t rows, Row row) {
   if (rows <= 0) return;
 #if NLA_CUDA_DEVICE_SYSTEM
-  const unsigned blocks = unsigned((rows + kRowsPerBlock - 1) / kRowsPerBlock);
-  row_kernel<<<blocks, kRowsPerBlock * kWarp, 0, backend.stream()>>>(rows, row);
+  const index_t per_block = rows >= kRowsForFullBlocks ? kRowsPerBlock : 1;
+  const unsigned blocks = unsigned((rows + per_block - 1) / per_block);
+  row_kernel<<<blocks, unsigned(per_block * kWarp), 0, backend.stream()>>>(rows, row);
   Cuda::check(cudaGetLastError(), "row kernel launch");
 #else
   for_each_index(backend, rows, [=](index_t r) { row(r, RowLanes{0, 1}); });
