@@ -277,12 +277,9 @@ void draw_tokens_step(benchmark::State& state, bool reference) {
     for (index_t r = 0; r < rows; ++r) ++requests.data()[r].index;
     if (reference) {
       cpu::parallel_for(rows, 8 * vocab, [&](index_t r) {
-        thread_local std::vector<double> probs, model_log_probs;
-        thread_local std::vector<std::int32_t> order;
-        sampling_distribution(logits.data() + r * vocab, vocab, sampling, probs, model_log_probs,
-                              order);
         const TokenDrawRequest& q = requests.data()[r];
-        out.data()[r].token = draw_token(probs, random_uniform(1, q.stream, q.index));
+        out.data()[r] = sample_token(logits.data() + r * vocab, vocab, sampling,
+                                     random_uniform(1, q.stream, q.index));
       });
     } else {
       draw_tokens<T>(cpu, out.view(), logits.view(), requests.view(), 1, sampling.temperature, {});

@@ -25,14 +25,7 @@ TokenDraw reference_draw(const std::vector<float>& z, double temperature,
   SamplingOptions o;
   o.temperature = temperature;
   o.allowed_tokens = allowed;
-  std::vector<double> q, logp;
-  std::vector<std::int32_t> order;
-  sampling_distribution(z.data(), index_t(z.size()), o, q, logp, order);
-  TokenDraw d;
-  d.token = draw_token(q, u);
-  d.logprob = float(std::log(q[d.token]));
-  d.model_logprob = float(logp[d.token]);
-  return d;
+  return sample_token(z.data(), index_t(z.size()), o, u);
 }
 
 std::vector<std::uint8_t> mask_of(const std::vector<std::int32_t>& allowed, index_t vocab) {

@@ -22,34 +22,15 @@ struct RowLanes {
 
   template <class A>
   NLA_HOST_DEVICE A sum(A x) const {
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-    for (int offset = kWarp / 2; offset > 0; offset /= 2)
-      x += __shfl_xor_sync(0xffffffffu, x, offset);
-#endif
-    return x;
+    return butterfly(x, [](A a, A b) { return a + b; });
   }
   template <class A>
   NLA_HOST_DEVICE A max(A x) const {
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-      const A y = __shfl_xor_sync(0xffffffffu, x, offset);
-      x = x < y ? y : x;
-    }
-#endif
-    return x;
+    return butterfly(x, [](A a, A b) { return a < b ? b : a; });
   }
   template <class A>
   NLA_HOST_DEVICE A min(A x) const {
-#if defined(__CUDA_ARCH__)
-#pragma unroll
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-      const A y = __shfl_xor_sync(0xffffffffu, x, offset);
-      x = y < x ? y : x;
-    }
-#endif
-    return x;
+    return butterfly(x, [](A a, A b) { return b < a ? b : a; });
   }
   // Sum of x over the lanes before this one (0 on lane 0): lane l's offset
   // when the lanes own consecutive chunks of a row.
@@ -68,6 +49,21 @@ struct RowLanes {
     (void)x;
     return A(0);
 #endif
+  }
+
+ private:
+  // x combined over the warp by a butterfly: every lane ends with the same
+  // value, reached in the same order.
+  template <class A, class Combine>
+  NLA_HOST_DEVICE A butterfly(A x, Combine combine) const {
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+    for (int offset = kWarp / 2; offset > 0; offset /= 2)
+      x = combine(x, __shfl_xor_sync(0xffffffffu, x, offset));
+#else
+    (void)combine;
+#endif
+    return x;
   }
 };
 

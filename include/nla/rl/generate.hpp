@@ -185,16 +185,10 @@ class Generator {
     const auto host_logits = to_host(model_->backend(), ConstView<T, B>(logits));
     std::vector<std::exception_ptr> errors(static_cast<std::size_t>(count));
     cpu::parallel_for(count, 8 * vocab, [&](index_t i) {
-      thread_local std::vector<double> probs, model_log_probs;
-      thread_local std::vector<std::int32_t> order;
       const TokenDrawRequest r = request(i);
       try {
-        sampling_distribution(host_logits.data() + r.row * vocab, vocab, sampling, probs,
-                              model_log_probs, order);
-        TokenDraw& d = host_draws_[i];
-        d.token = draw_token(probs, random_uniform(options.seed, r.stream, r.index));
-        d.logprob = float(std::log(probs[d.token]));
-        d.model_logprob = float(model_log_probs[d.token]);
+        host_draws_[i] = sample_token(host_logits.data() + r.row * vocab, vocab, sampling,
+                                      random_uniform(options.seed, r.stream, r.index));
       } catch (...) {
         errors[i] = std::current_exception();
       }

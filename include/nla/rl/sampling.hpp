@@ -21,6 +21,7 @@
 
 #include "nla/core/error.hpp"
 #include "nla/core/shape.hpp"
+#include "nla/core/token_draw.hpp"
 
 namespace nla {
 
@@ -134,6 +135,20 @@ inline std::int32_t draw_token(const std::vector<double>& probs, double u) {
   }
   NLA_CHECK(last >= 0, "draw_token", "the sampling distribution has no mass");
   return last;
+}
+
+// One token drawn from the whole law at u: the token, log q(token) and
+// log p(token) (scratch is thread-local, so rows may be drawn in parallel).
+template <class T>
+TokenDraw sample_token(const T* logits, index_t vocab, const SamplingOptions& o, double u) {
+  thread_local std::vector<double> probs, model_log_probs;
+  thread_local std::vector<std::int32_t> order;
+  sampling_distribution(logits, vocab, o, probs, model_log_probs, order);
+  TokenDraw d;
+  d.token = draw_token(probs, u);
+  d.logprob = float(std::log(probs[d.token]));
+  d.model_logprob = float(model_log_probs[d.token]);
+  return d;
 }
 
 }  // namespace nla
