@@ -642,6 +642,7 @@ TEST_CASE("Cuda token draws match the Cpu ones for every temperature and mask", 
   std::vector<TokenDrawRequest> requests;
   for (index_t i = 0; i < count; ++i)
     requests.push_back({(7 * i) % rows, std::uint64_t(i % 5), std::uint64_t(i)});
+  requests.back().row = rows;  // not in the logits: reported by both, drawn by neither
   Tensor<TokenDrawRequest, Cpu> requests_c(Shape{count});
   Tensor<TokenDrawRequest, Cuda> requests_g(Shape{count});
   std::copy(requests.begin(), requests.end(), requests_c.data());
@@ -668,6 +669,11 @@ TEST_CASE("Cuda token draws match the Cpu ones for every temperature and mask", 
       const auto g = to_host(gpu, ConstView<TokenDraw, Cuda>(out_g.view()));
       for (index_t i = 0; i < count; ++i) {
         const TokenDraw& c = out_c.data()[i];
+        CHECK(g[i].status == c.status);
+        if (i == count - 1) {
+          CHECK(c.status == TokenDrawStatus::RowOutOfRange);
+          continue;
+        }
         REQUIRE(c.token >= 0);
         CHECK(g[i].token == c.token);
         CHECK(std::abs(g[i].logprob - c.logprob) <= 1e-5);

@@ -150,7 +150,7 @@ TEST_CASE("a one-lane token draw is the host reference's, bit for bit", "[ops][s
           const TokenDraw got = draw_token_in_row(z.data(), vocab, masked ? mask.data() : nullptr,
                                                   temperature, u, RowLanes{0, 1}, weights);
           REQUIRE(got.token == want.token);
-          REQUIRE(got.nonfinite == -1);
+          REQUIRE(got.status == TokenDrawStatus::Drawn);
           REQUIRE(got.logprob == want.logprob);
           REQUIRE(got.model_logprob == want.model_logprob);
         }
@@ -214,14 +214,17 @@ TEST_CASE("a token draw reports a non-finite logit or an empty mask instead of d
                               ? draw_token_in_row(z.data(), 5, nullptr, 1.0, 0.3, RowLanes{0, 1})
                               : threaded_draw(z, nullptr, 1.0, 0.3, lanes);
       REQUIRE(d.token == -1);
+      REQUIRE(d.status == TokenDrawStatus::NonFiniteLogit);
       REQUIRE(d.nonfinite == 2);
+      REQUIRE(describe_failure(d, {}, 1) == "the logit of token 2 is not finite");
     }
   }
   const std::vector<float> z = {0.0f, 1.0f};
   const std::vector<std::uint8_t> none = {0, 0};
   const TokenDraw d = draw_token_in_row(z.data(), 2, none.data(), 1.0, 0.3, RowLanes{0, 1});
   REQUIRE(d.token == -1);
-  REQUIRE(d.nonfinite == -1);
+  REQUIRE(d.status == TokenDrawStatus::NoAllowedToken);
+  REQUIRE(describe_failure(d, {}, 1) == "the sampling mask allows no token");
 }
 
 TEST_CASE("draw_tokens draws every request from its row and rejects bad arguments",
@@ -245,10 +248,16 @@ TEST_CASE("draw_tokens draws every request from its row and rejects bad argument
     CHECK(out.data()[i].logprob == want.logprob);
   }
 
-  requests.data()[3].row = 3;
-  REQUIRE_THROWS_WITH(
-      draw_tokens<float>(cpu, out.view(), logits.view(), requests.view(), 1, 1.0, {}),
-      Catch::Contains("request 3 asks for row 3 of 3 rows"));
+  // A row the logits do not have is reported in its record; the others draw.
+  for (index_t bad_row : {index_t(3), index_t(-1)}) {
+    requests.data()[3].row = bad_row;
+    draw_tokens<float>(cpu, out.view(), logits.view(), requests.view(), 21, 1.0, {});
+    REQUIRE(out.data()[3].status == TokenDrawStatus::RowOutOfRange);
+    REQUIRE(out.data()[3].token == -1);
+    REQUIRE(describe_failure(out.data()[3], requests.data()[3], rows) ==
+            fmt::format("the request asks for row {} of 3 rows of logits", bad_row));
+    for (index_t i = 0; i < 3; ++i) REQUIRE(out.data()[i].status == TokenDrawStatus::Drawn);
+  }
   requests.data()[3].row = 0;
   REQUIRE_THROWS_WITH(
       draw_tokens<float>(cpu, out.view(), logits.view(), requests.view(), 1, -1.0, {}),

@@ -19,8 +19,12 @@
 #include <math.h>
 
 #include <cstdint>
+#include <string>
+
+#include <fmt/format.h>
 
 #include "nla/core/config.hpp"
+#include "nla/core/random.hpp"
 #include "nla/core/row_lanes.hpp"
 #include "nla/core/shape.hpp"
 
@@ -34,10 +38,18 @@ struct TokenDrawRequest {
   std::uint64_t index = 0;
 };
 
+// What became of a request. A record no kernel has written is NotDrawn.
+enum class TokenDrawStatus : std::int32_t {
+  NotDrawn,
+  Drawn,
+  NonFiniteLogit,  // `nonfinite` is the first such token
+  NoAllowedToken,  // the mask allows none
+  RowOutOfRange,   // the request names a row the logits do not have
+};
+
 struct TokenDraw {
-  // -1 when nothing was drawn: a logit was not finite (`nonfinite` says
-  // which) or the mask allows no token (`nonfinite` is -1).
-  std::int32_t token = -1;
+  std::int32_t token = -1;  // -1 unless Drawn
+  TokenDrawStatus status = TokenDrawStatus::NotDrawn;
   std::int32_t nonfinite = -1;
   float logprob = 0;        // log q(token)
   float model_logprob = 0;  // log p(token)
@@ -68,11 +80,16 @@ NLA_HOST_DEVICE TokenDraw draw_token_in_row(const T* z, index_t vocab, const std
   bad = lanes.min(bad);
   TokenDraw d;
   if (bad < vocab) {
+    d.status = TokenDrawStatus::NonFiniteLogit;
     d.nonfinite = std::int32_t(bad);
     return d;
   }
   const double row_max = lanes.max(max);
-  if (row_max == -HUGE_VAL) return d;  // no token allowed
+  if (row_max == -HUGE_VAL) {
+    d.status = TokenDrawStatus::NoAllowedToken;
+    return d;
+  }
+  d.status = TokenDrawStatus::Drawn;
   arg = lanes.min(max == row_max ? arg : vocab);
   max = row_max;
 
@@ -132,6 +149,40 @@ NLA_HOST_DEVICE TokenDraw draw_token_in_row(const T* z, index_t vocab, const std
   d.logprob = float(::log(q(token)));
   d.model_logprob = float(double(z[token]) - lse);
   return d;
+}
+
+// One request against logits [rows, vocab]: its row's draw with its uniform
+// u(seed, stream, index), or RowOutOfRange. The kernels check the rows here,
+// on the backend, so the requests need not come back to the host.
+template <class T, class Lanes>
+NLA_HOST_DEVICE TokenDraw draw_token_for_request(const T* logits, index_t rows, index_t vocab,
+                                                 const TokenDrawRequest& r, std::uint64_t seed,
+                                                 double temperature, const std::uint8_t* allowed,
+                                                 Lanes lanes, double* weights = nullptr) {
+  if (r.row < 0 || r.row >= rows) {
+    TokenDraw d;
+    d.status = TokenDrawStatus::RowOutOfRange;
+    return d;
+  }
+  return draw_token_in_row(logits + r.row * vocab, vocab, allowed, temperature,
+                           random_uniform(seed, r.stream, r.index), lanes, weights);
+}
+
+// Why a request drew no token, for error messages ("" when it drew one).
+inline std::string describe_failure(const TokenDraw& d, const TokenDrawRequest& r, index_t rows) {
+  switch (d.status) {
+    case TokenDrawStatus::Drawn:
+      return "";
+    case TokenDrawStatus::NotDrawn:
+      return "no draw was made";
+    case TokenDrawStatus::NonFiniteLogit:
+      return fmt::format("the logit of token {} is not finite", d.nonfinite);
+    case TokenDrawStatus::NoAllowedToken:
+      return "the sampling mask allows no token";
+    case TokenDrawStatus::RowOutOfRange:
+      return fmt::format("the request asks for row {} of {} rows of logits", r.row, rows);
+  }
+  return "unknown draw status";
 }
 
 }  // namespace nla

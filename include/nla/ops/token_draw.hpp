@@ -1,21 +1,22 @@
 #pragma once
 // Draws one token per request from rows of logits on the backend that holds
-// them (the law: core/token_draw.hpp). Only the draws, 16 bytes a request,
-// need to reach the host, not the logits.
+// them (the law: core/token_draw.hpp). Only the draws, one small record a
+// request, need to reach the host, not the logits.
 
 #include <cmath>
 #include <cstdint>
 
-#include "nla/core/host.hpp"
+#include "nla/core/tensor.hpp"
 #include "nla/core/token_draw.hpp"
 
 namespace nla {
 
 // logits: [n, vocab] (leading axes flattened); requests, out: [m];
 // allowed: [vocab] mask or empty for every token. A request that cannot draw
-// (a non-finite logit, an empty mask) gets token -1: see TokenDraw. The
-// requests' rows are checked on the host (on a device backend that costs a
-// download of the m requests, small beside the logits it saves).
+// (a non-finite logit, an empty mask, a row the logits do not have) comes
+// back with that status and token -1 (TokenDraw; describe_failure words it).
+// The requests are checked by the kernels, where they are, so a device
+// backend downloads nothing here.
 template <class T, class B>
 void draw_tokens(B& backend, TensorView<TokenDraw, B> out, ConstView<T, B> logits,
                  ConstView<TokenDrawRequest, B> requests, std::uint64_t seed, double temperature,
@@ -28,12 +29,8 @@ void draw_tokens(B& backend, TensorView<TokenDraw, B> out, ConstView<T, B> logit
             "temperature {} must be finite and >= 0", temperature);
   NLA_CHECK(allowed.empty() || allowed.size() == vocab, op,
             "the allowed-token mask has {} entries for a vocabulary of {}", allowed.size(), vocab);
-  const auto host_requests = to_host(backend, requests);
-  for (index_t i = 0; i < host_requests.size(); ++i)
-    NLA_CHECK(host_requests[i].row >= 0 && host_requests[i].row < rows, op,
-              "request {} asks for row {} of {} rows of logits", i, host_requests[i].row, rows);
-  draw_tokens(backend, out.data(), logits.data(), vocab, requests.data(), requests.size(), seed,
-              temperature, allowed.empty() ? nullptr : allowed.data());
+  draw_tokens(backend, out.data(), logits.data(), rows, vocab, requests.data(), requests.size(),
+              seed, temperature, allowed.empty() ? nullptr : allowed.data());
 }
 
 }  // namespace nla

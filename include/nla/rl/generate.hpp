@@ -119,9 +119,8 @@ class Generator {
       for (std::size_t i = 0; i < sampled_rows_.size(); ++i) {
         const index_t b = sampled_rows_[i];
         const TokenDraw& d = drawn[i];
-        NLA_CHECK(d.token >= 0, op, "row {} at position {}: {}", b, pos,
-                  d.nonfinite >= 0 ? fmt::format("the logit of token {} is not finite", d.nonfinite)
-                                   : std::string("the sampling mask allows no token"));
+        NLA_CHECK(d.status == TokenDrawStatus::Drawn, op, "row {} at position {}: {}", b, pos,
+                  describe_failure(d, request(i, logits, out, options), logits.rows()));
         Generation& g = out[b];
         g.tokens.push_back(d.token);
         g.logprobs.push_back(d.logprob);
@@ -157,19 +156,13 @@ class Generator {
   // the same tokens for the same seed.
   const TokenDraw* draw(TensorView<T, B> logits, const std::vector<Generation>& out,
                         const SamplingOptions& sampling, const GenerateOptions& options) {
-    const index_t t = logits.shape()[1], vocab = model_->config().vocab_size;
+    const index_t vocab = model_->config().vocab_size;
     const index_t count = index_t(sampled_rows_.size());
-    const auto request = [&](index_t i) {
-      const index_t b = sampled_rows_[i];
-      return TokenDrawRequest{b * t + t - 1,
-                              options.streams.empty() ? std::uint64_t(b) : options.streams[b],
-                              std::uint64_t(out[b].tokens.size())};
-    };
     host_draws_.resize(static_cast<std::size_t>(count));
     if (count == 0) return host_draws_.data();
     if (sampling.top_k == 0 && sampling.top_p >= 1) {
       host_requests_.resize(static_cast<std::size_t>(count));
-      for (index_t i = 0; i < count; ++i) host_requests_[i] = request(i);
+      for (index_t i = 0; i < count; ++i) host_requests_[i] = request(i, logits, out, options);
       requests_.resize(Shape{count});
       draws_.resize(Shape{count});
       from_host(model_->backend(), requests_.view(), host_requests_.data());
@@ -185,7 +178,7 @@ class Generator {
     const auto host_logits = to_host(model_->backend(), ConstView<T, B>(logits));
     std::vector<std::exception_ptr> errors(static_cast<std::size_t>(count));
     cpu::parallel_for(count, 8 * vocab, [&](index_t i) {
-      const TokenDrawRequest r = request(i);
+      const TokenDrawRequest r = request(i, logits, out, options);
       try {
         host_draws_[i] = sample_token(host_logits.data() + r.row * vocab, vocab, sampling,
                                       random_uniform(options.seed, r.stream, r.index));
@@ -196,6 +189,16 @@ class Generator {
     for (const auto& e : errors)
       if (e) std::rethrow_exception(e);
     return host_draws_.data();
+  }
+
+  // The draw of sampled_rows_[i]: the last position of its row of logits,
+  // with its uniform's stream and index.
+  TokenDrawRequest request(index_t i, TensorView<T, B> logits, const std::vector<Generation>& out,
+                           const GenerateOptions& options) const {
+    const index_t b = sampled_rows_[i], t = logits.shape()[1];
+    return TokenDrawRequest{b * t + t - 1,
+                            options.streams.empty() ? std::uint64_t(b) : options.streams[b],
+                            std::uint64_t(out[b].tokens.size())};
   }
 
   // The sampling mask on the backend (empty: every token), rebuilt only when

@@ -146,6 +146,7 @@ TokenDraw sample_token(const T* logits, index_t vocab, const SamplingOptions& o,
   sampling_distribution(logits, vocab, o, probs, model_log_probs, order);
   TokenDraw d;
   d.token = draw_token(probs, u);
+  d.status = TokenDrawStatus::Drawn;
   d.logprob = float(std::log(probs[d.token]));
   d.model_logprob = float(model_log_probs[d.token]);
   return d;

@@ -9,23 +9,20 @@
 
 #include "nla/backend/cpu/cpu.hpp"
 #include "nla/backend/cpu/parallel.hpp"
-#include "nla/core/random.hpp"
 #include "nla/core/token_draw.hpp"
 
 namespace nla {
 namespace cpu {
 
 template <class T>
-void draw_tokens(Cpu&, TokenDraw* out, const T* logits, index_t vocab,
+void draw_tokens(Cpu&, TokenDraw* out, const T* logits, index_t rows, index_t vocab,
                  const TokenDrawRequest* requests, index_t count, std::uint64_t seed,
                  double temperature, const std::uint8_t* allowed) {
   parallel_for(count, 8 * vocab, [&](index_t i) {
     thread_local std::vector<double> weights;
     weights.resize(static_cast<std::size_t>(vocab));
-    const TokenDrawRequest& r = requests[i];
-    out[i] =
-        draw_token_in_row(logits + r.row * vocab, vocab, allowed, temperature,
-                          random_uniform(seed, r.stream, r.index), RowLanes{0, 1}, weights.data());
+    out[i] = draw_token_for_request(logits, rows, vocab, requests[i], seed, temperature, allowed,
+                                    RowLanes{0, 1}, weights.data());
   });
 }
 

@@ -1,5 +1,5 @@
 // Throughput of the Cuda backend on the GPU benchmark workloads
-// (benchmarks/cuda_workloads.cuh): a full training step, or batched
+// (benchmarks/workloads/cuda_workloads.hpp): a full training step, or batched
 // generation with the KV cache, in fp32, TF32 or bf16.
 //
 //   cuda_throughput --task train --config gpt2-124m --precision bf16 --batch 16
@@ -24,7 +24,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "../benchmarks/cuda_workloads.cuh"
+#include "cuda_workloads.hpp"
 
 namespace {
 
@@ -63,15 +63,14 @@ double time_calls(const Args& a, Call call, Sync synchronize) {
   return total / double(a.steps * a.windows);
 }
 
-template <class T>
 json run(const Args& a) {
   const TransformerConfig config = bench::gpu_preset(a.config);
   const bench::Precision precision = bench::parse_precision(a.precision);
-  const gpu::PeakMemoryMeter memory;
+  const bench::PeakDeviceMemory memory;
   json out{{"example", "cuda_throughput"}, {"task", a.task},   {"config", a.config},
            {"precision", a.precision},     {"batch", a.batch}, {"seed", a.seed}};
   if (a.task == "train") {
-    bench::TrainStepWorkload<T> work(config, a.batch, precision, a.seed);
+    bench::TrainStepWorkload work(config, a.batch, precision, a.seed);
     double loss = 0;
     const double s = time_calls(
         a, [&] { loss = work.step(); }, [&] { work.synchronize(); });
@@ -84,8 +83,8 @@ json run(const Args& a) {
                 {"tokens_per_s", tokens_per_s},
                 {"mfu", tokens_per_s * work.flops_per_token() / (peak * 1e12)}});
   } else {
-    bench::GenerateWorkload<T> work(config, a.batch, a.prompt, a.new_tokens, precision, a.seed,
-                                    a.draws == "host" ? bench::Draws::Host : bench::Draws::Device);
+    bench::GenerateWorkload work(config, a.batch, a.prompt, a.new_tokens, precision, a.seed,
+                                 a.draws == "host" ? bench::Draws::Host : bench::Draws::Device);
     const double s = time_calls(
         a, [&] { work.run(); }, [] {});
     out.update({{"draws", a.draws},
@@ -127,9 +126,7 @@ int main(int argc, char** argv) {
   app.add_option("--peak-tflops", a.peak_tflops, "peak for mfu (default: H100 SXM dense)");
   CLI11_PARSE(app, argc, argv);
   try {
-    const json result = bench::with_storage_type(bench::parse_precision(a.precision),
-                                                 [&](auto t) { return run<decltype(t)>(a); });
-    std::cout << result.dump() << std::endl;
+    std::cout << run(a).dump() << std::endl;
   } catch (const std::exception& e) {
     std::cerr << "cuda_throughput: " << e.what() << "\n";
     return 1;

@@ -1,5 +1,5 @@
 // Google Benchmark of the Cuda backend on the GPU workloads of
-// benchmarks/cuda_workloads.cuh, with the shapes the PyTorch references were
+// benchmarks/workloads/cuda_workloads.hpp, with the shapes the PyTorch references were
 // measured at (docs/performance.md):
 //   TrainStep/gpt2-124m/{fp32,tf32,bf16}  batch 16, context 1024
 //   TrainStep/small/{fp32,bf16}           batch 64, context 128
@@ -15,7 +15,7 @@
 #include <iostream>
 #include <string>
 
-#include "cuda_workloads.cuh"
+#include "cuda_workloads.hpp"
 
 namespace {
 
@@ -28,11 +28,10 @@ struct Case {
   index_t batch;
 };
 
-template <class T>
 void train_step(benchmark::State& state, Case c) {
-  const gpu::PeakMemoryMeter memory;
+  const bench::PeakDeviceMemory memory;
   const Precision precision = bench::parse_precision(c.precision);
-  bench::TrainStepWorkload<T> work(bench::gpu_preset(c.preset), c.batch, precision, 1);
+  bench::TrainStepWorkload work(bench::gpu_preset(c.preset), c.batch, precision, 1);
   work.step();  // warm-up: buffers, plans and the temporary cache reach their size
   for (auto _ : state) benchmark::DoNotOptimize(work.step());
   work.synchronize();
@@ -45,12 +44,11 @@ void train_step(benchmark::State& state, Case c) {
   state.counters["peak_memory_mib"] = memory.mib();
 }
 
-template <class T>
 void generate(benchmark::State& state, Case c, index_t prompt, index_t new_tokens,
               bench::Draws draws) {
-  const gpu::PeakMemoryMeter memory;
-  bench::GenerateWorkload<T> work(bench::gpu_preset(c.preset), c.batch, prompt, new_tokens,
-                                  bench::parse_precision(c.precision), 1, draws);
+  const bench::PeakDeviceMemory memory;
+  bench::GenerateWorkload work(bench::gpu_preset(c.preset), c.batch, prompt, new_tokens,
+                               bench::parse_precision(c.precision), 1, draws);
   work.run();  // warm-up
   for (auto _ : state) work.run();
   state.counters["new_tokens_per_s"] = benchmark::Counter(
@@ -78,7 +76,7 @@ void add(const std::string& name, Run run) {
 
 int main(int argc, char** argv) {
   try {
-    gpu::require_device();
+    bench::require_gpu();
   } catch (const std::exception& e) {
     std::cerr << "nla_cuda_benchmark: " << e.what() << "\n";
     return 1;
@@ -86,14 +84,12 @@ int main(int argc, char** argv) {
   for (Case c :
        {Case{"gpt2-124m", "fp32", 16}, Case{"gpt2-124m", "tf32", 16}, Case{"gpt2-124m", "bf16", 16},
         Case{"small", "fp32", 64}, Case{"small", "bf16", 64}})
-    add(std::string("TrainStep/") + c.preset + "/" + c.precision, [c](benchmark::State& s) {
-      bench::with_storage_type(bench::parse_precision(c.precision),
-                               [&](auto t) { train_step<decltype(t)>(s, c); });
-    });
+    add(std::string("TrainStep/") + c.preset + "/" + c.precision,
+        [c](benchmark::State& s) { train_step(s, c); });
   for (bench::Draws draws : {bench::Draws::Device, bench::Draws::Host})
     add(std::string("Generate/gpt2-124m/bf16") + (draws == bench::Draws::Host ? "/host-draws" : ""),
         [draws](benchmark::State& s) {
-          generate<bf16>(s, Case{"gpt2-124m", "bf16", 64}, 64, 64, draws);
+          generate(s, Case{"gpt2-124m", "bf16", 64}, 64, 64, draws);
         });
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;

@@ -1,3 +1,0 @@
-// cuda_throughput.cu compiled by the host compiler on Thrust's OpenMP device
-// system: CI runs the GPU benchmark workloads without a GPU.
-#include "cuda_throughput.cu"
