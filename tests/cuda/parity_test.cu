@@ -120,6 +120,32 @@ TEMPLATE_TEST_CASE("Cuda GEMM matches the Cpu GEMM for every transpose, beta and
       }
 }
 
+TEMPLATE_TEST_CASE("Cuda GEMM with a bias epilogue matches the Cpu GEMM plus bias", "[cuda]", float,
+                   double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  using T = TestType;
+  Cpu cpu;
+  Cuda gpu;
+  // n = 16 lets cuBLASLt vectorise; the bias at offset 1 is misaligned, which
+  // must give a plan for that alignment (or the unfused path), not an error.
+  const index_t m = 7, n = 16, k = 9, pad = 3;
+  auto bias = random_mirror<T>(gpu, n + 1, 4);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (index_t offset : {index_t(0), index_t(1)}) {
+        CAPTURE(ta, tb, offset);
+        const index_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad;
+        auto a = random_mirror<T>(gpu, (ta ? k : m) * lda, 1);
+        auto b = random_mirror<T>(gpu, (tb ? n : k) * ldb, 2);
+        auto c = random_mirror<T>(gpu, m * n, 3);
+        on_both(cpu, gpu, [&](auto& be) {
+          gemm_bias(be, ta, tb, m, n, k, a.on(be), lda, b.on(be), ldb, bias.on(be) + offset,
+                    c.on(be));
+        });
+        CHECK(c.error(gpu) < tolerance<T>());
+      }
+}
+
 TEMPLATE_TEST_CASE("Cuda element-wise kernels match the Cpu ones", "[cuda]", float, double) {
   NLA_SKIP_WITHOUT_DEVICE();
   using T = TestType;

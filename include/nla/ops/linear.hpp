@@ -20,9 +20,12 @@ void linear_forward(B& backend, TensorView<T, B> y, ConstView<T, B> x, ConstView
             y.shape(), n, out);
   NLA_CHECK(bias.empty() || bias.shape() == Shape{out}, op, "bias has shape {}, expected [{}]",
             bias.shape(), out);
-  gemm(backend, false, true, n, out, in, T(1), x.data(), in, weight.data(), in, T(0), y.data(),
-       out);
-  if (!bias.empty()) add_bias(backend, y.data(), bias.data(), n, out);
+  if (bias.empty())
+    gemm(backend, false, true, n, out, in, T(1), x.data(), in, weight.data(), in, T(0), y.data(),
+         out);
+  else
+    gemm_bias(backend, false, true, n, out, in, x.data(), in, weight.data(), in, bias.data(),
+              y.data());
 }
 
 // dx may be empty (no input gradient wanted), as may dbias.

@@ -11,6 +11,7 @@
 
 #include "nla/backend/cpu/cpu.hpp"
 #include "nla/backend/cpu/eigen.hpp"
+#include "nla/backend/cpu/elementwise.hpp"
 #include "nla/backend/cpu/few_rows_gemm.hpp"
 
 namespace nla {
@@ -44,6 +45,16 @@ void gemm(Cpu&, bool transpose_a, bool transpose_b, index_t m, index_t n, index_
   } else {
     C.noalias() += alpha * A.transpose() * B.transpose();
   }
+}
+
+// C[m, n] = op(A) op(B) + bias, bias [n] added to every row of the
+// contiguous C: a linear layer's forward. Two passes here; the Cuda backend
+// fuses the bias into the GEMM's epilogue.
+template <class T>
+void gemm_bias(Cpu& cpu, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
+               const T* a, index_t lda, const T* b, index_t ldb, const T* bias, T* c) {
+  gemm(cpu, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
+  add_bias(cpu, c, bias, m, n);
 }
 
 }  // namespace cpu

@@ -28,26 +28,32 @@ inline void check_cublas(cublasStatus_t status, const char* what) {
 }
 
 // Everything a plan depends on: types, operations, column-major sizes,
-// leading dimensions and the pointers' alignment (the heuristic may pick
-// vectorised kernels only for 16-byte aligned operands).
+// leading dimensions, the pointers' alignment (the heuristic may pick
+// vectorised kernels only for 16-byte aligned operands) and the epilogue
+// (CUBLASLT_EPILOGUE_DEFAULT, or _BIAS: a bias vector over D's rows added in
+// the GEMM's epilogue; its pointer is set on the descriptor before each call).
 struct GemmKey {
   int data_type, compute_type;
   bool transpose_first, transpose_second;
   index_t rows, cols, inner, ld_first, ld_second, ld_out;
   int alignment;
+  int epilogue = CUBLASLT_EPILOGUE_DEFAULT;
 
   bool operator<(const GemmKey& o) const {
     return std::tie(data_type, compute_type, transpose_first, transpose_second, rows, cols, inner,
-                    ld_first, ld_second, ld_out, alignment) <
+                    ld_first, ld_second, ld_out, alignment, epilogue) <
            std::tie(o.data_type, o.compute_type, o.transpose_first, o.transpose_second, o.rows,
-                    o.cols, o.inner, o.ld_first, o.ld_second, o.ld_out, o.alignment);
+                    o.cols, o.inner, o.ld_first, o.ld_second, o.ld_out, o.alignment, o.epilogue);
   }
 };
 
+// `found` is false when the heuristic offered no algorithm for an epilogue
+// key: the caller then runs the plain GEMM and the epilogue separately.
 struct GemmPlan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t first = nullptr, second = nullptr, out = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool found = false;
 };
 
 class CublasLt {
@@ -74,7 +80,8 @@ class CublasLt {
   cublasLtHandle_t handle() const { return handle_; }
   void* workspace() const { return workspace_; }
 
-  // Column-major D[rows, cols] = op(first)[rows, inner] op(second)[inner, cols].
+  // Column-major D[rows, cols] = op(first)[rows, inner] op(second)[inner, cols]
+  // (+ the key's epilogue).
   const GemmPlan& plan(const GemmKey& k) {
     const auto found = plans_.find(k);
     if (found != plans_.end()) return found->second;
@@ -92,6 +99,12 @@ class CublasLt {
     check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second,
                                                 sizeof(op_second)),
                  "cublasLtMatmulDescSetAttribute(TRANSB)");
+    if (k.epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
+      const auto epilogue = static_cast<cublasLtEpilogue_t>(k.epilogue);
+      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                  sizeof(epilogue)),
+                   "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+    }
     // Stored shapes, before the operation is applied.
     const auto r1 = k.transpose_first ? k.inner : k.rows, c1 = k.transpose_first ? k.rows : k.inner;
     const auto r2 = k.transpose_second ? k.cols : k.inner,
@@ -115,7 +128,10 @@ class CublasLt {
     const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
         handle_, p.desc, p.first, p.second, p.out, p.out, pref, 1, &result, &found_count);
     cublasLtMatmulPreferenceDestroy(pref);
-    if (status != CUBLAS_STATUS_SUCCESS || found_count == 0)
+    p.found = status == CUBLAS_STATUS_SUCCESS && found_count > 0;
+    if (!p.found && k.epilogue != CUBLASLT_EPILOGUE_DEFAULT)
+      return plans_.emplace(k, p).first->second;
+    if (!p.found)
       NLA_FAIL("gemm", "cuBLASLt has no algorithm for [{}, {}] x [{}, {}] (ld {}, {}, {}): {}",
                k.rows, k.inner, k.inner, k.cols, k.ld_first, k.ld_second, k.ld_out,
                cublasLtGetStatusString(status));

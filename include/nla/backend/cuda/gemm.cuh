@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "nla/backend/cuda/cuda.cuh"
+#include "nla/backend/cuda/elementwise.cuh"
 #include "nla/core/scalar.hpp"
 
 namespace nla {
@@ -47,10 +48,13 @@ inline int pointer_alignment(const void* p) {
   return align;
 }
 
+// Runs the GEMM on cuBLASLt; with a bias, adds it in the epilogue
+// (CUBLASLT_EPILOGUE_BIAS: one pass over C instead of two). Returns false,
+// having done nothing, when cuBLASLt has no algorithm for that epilogue.
 template <class T>
-void gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n,
+bool gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n,
                    index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta,
-                   T* c, index_t ldc) {
+                   T* c, index_t ldc, const T* bias = nullptr) {
   constexpr bool f64 = std::is_same<T, double>::value, b16 = std::is_same<T, bf16>::value;
   static_assert(f64 || b16 || std::is_same<T, float>::value,
                 "gemm: the cuBLASLt path takes float, double or bf16");
@@ -66,17 +70,29 @@ void gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m,
   int align = pointer_alignment(a);
   align = std::min(align, pointer_alignment(b));
   align = std::min(align, pointer_alignment(c));
+  // The bias is read in vectors too: the plan is for its alignment as well.
+  if (bias) align = std::min(align, pointer_alignment(bias));
   // The leading dimensions shift every column by ld elements: alignment holds
   // for all columns only if ld * sizeof(T) keeps it.
   for (index_t ld : {lda, ldb, ldc})
     while (align > 1 && (ld * index_t(sizeof(T))) % align != 0) align /= 2;
-  const GemmKey key{data_type, compute, transpose_b, transpose_a, n, m, k, ldb, lda, ldc, align};
+  // Row-major C [m, n] is column-major D [n, m]: the bias over C's columns
+  // is a vector over D's rows, which is what the BIAS epilogue broadcasts.
+  const int epilogue = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  const GemmKey key{data_type, compute, transpose_b, transpose_a, n,     m,
+                    k,         ldb,     lda,         ldc,         align, epilogue};
   CublasLt& blas = backend.blas();
   const GemmPlan& plan = blas.plan(key);
+  if (!plan.found) return false;
+  if (bias)
+    check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                sizeof(bias)),
+                 "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
   check_cublas(cublasLtMatmul(blas.handle(), plan.desc, &alpha_s, b, plan.first, a, plan.second,
                               &beta_s, c, plan.out, c, plan.out, &plan.algo, blas.workspace(),
                               CublasLt::kWorkspaceBytes, backend.stream()),
                "cublasLtMatmul");
+  return true;
 }
 #endif
 
@@ -87,14 +103,29 @@ void gemm(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t 
           T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta, T* c, index_t ldc) {
   if (m == 0 || n == 0) return;
 #if NLA_CUDA_DEVICE_SYSTEM
-  if (k > 0) {
-    detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                          c, ldc);
+  if (k > 0 && detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, alpha, a, lda, b,
+                                     ldb, beta, c, ldc))
     return;
-  }
 #endif
   detail::gemm_portable(backend, transpose_a, transpose_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
                         ldc);
+}
+
+// C[m, n] = op(A) op(B) + bias, bias [n] added to every row of the
+// contiguous C (the contract of backend/cpu/gemm.hpp). On the GPU the bias
+// rides in cuBLASLt's epilogue; otherwise (no such algorithm, or Thrust's
+// host systems) the GEMM and add_bias run one after the other.
+template <class T>
+void gemm_bias(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
+               const T* a, index_t lda, const T* b, index_t ldb, const T* bias, T* c) {
+  if (m == 0 || n == 0) return;
+#if NLA_CUDA_DEVICE_SYSTEM
+  if (k > 0 && detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b,
+                                     ldb, T(0), c, n, bias))
+    return;
+#endif
+  gemm(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
+  add_bias(backend, c, bias, m, n);
 }
 
 }  // namespace gpu
