@@ -1,6 +1,6 @@
 // Google Benchmark of the Cuda backend on the GPU workloads of
-// benchmarks/workloads/cuda_workloads.hpp, with the shapes the PyTorch references were
-// measured at (docs/performance.md):
+// benchmarks/workloads/cuda_workloads.hpp, with the shapes the PyTorch
+// references were measured at (docs/performance.md):
 //   TrainStep/gpt2-124m/{fp32,tf32,bf16}  batch 16, context 1024
 //   TrainStep/small/{fp32,bf16}           batch 64, context 128
 //   Generate/gpt2-124m/bf16               batch 64, prompt 64, 64 new tokens,

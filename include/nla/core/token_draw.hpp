@@ -38,7 +38,7 @@ struct TokenDrawRequest {
   std::uint64_t index = 0;
 };
 
-// What became of a request. A record no kernel has written is NotDrawn.
+// What became of a request; a default-constructed record is NotDrawn.
 enum class TokenDrawStatus : std::int32_t {
   NotDrawn,
   Drawn,

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "nla/backend/cpu/parallel.hpp"
+#include "nla/core/host.hpp"
 #include "nla/core/random.hpp"
 #include "nla/core/token_draw.hpp"
 #include "nla/nn/transformer_lm.hpp"

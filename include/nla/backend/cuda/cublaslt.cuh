@@ -67,12 +67,7 @@ class CublasLt {
   CublasLt(const CublasLt&) = delete;
   CublasLt& operator=(const CublasLt&) = delete;
   ~CublasLt() {
-    for (auto& [key, p] : plans_) {
-      cublasLtMatrixLayoutDestroy(p.first);
-      cublasLtMatrixLayoutDestroy(p.second);
-      cublasLtMatrixLayoutDestroy(p.out);
-      cublasLtMatmulDescDestroy(p.desc);
-    }
+    for (auto& [key, p] : plans_) destroy(p);
     device_free(workspace_, kWorkspaceBytes);
     cublasLtDestroy(handle_);
   }
@@ -129,17 +124,30 @@ class CublasLt {
         handle_, p.desc, p.first, p.second, p.out, p.out, pref, 1, &result, &found_count);
     cublasLtMatmulPreferenceDestroy(pref);
     p.found = status == CUBLAS_STATUS_SUCCESS && found_count > 0;
-    if (!p.found && k.epilogue != CUBLASLT_EPILOGUE_DEFAULT)
+    // "No algorithm for this epilogue" is remembered, so the caller's
+    // unfused path runs without asking again; anything else is an error.
+    const bool none = status == CUBLAS_STATUS_NOT_SUPPORTED ||
+                      (status == CUBLAS_STATUS_SUCCESS && found_count == 0);
+    if (!p.found && none && k.epilogue != CUBLASLT_EPILOGUE_DEFAULT)
       return plans_.emplace(k, p).first->second;
-    if (!p.found)
+    if (!p.found) {
+      destroy(p);
       NLA_FAIL("gemm", "cuBLASLt has no algorithm for [{}, {}] x [{}, {}] (ld {}, {}, {}): {}",
                k.rows, k.inner, k.inner, k.cols, k.ld_first, k.ld_second, k.ld_out,
                cublasLtGetStatusString(status));
+    }
     p.algo = result.algo;
     return plans_.emplace(k, p).first->second;
   }
 
  private:
+  static void destroy(GemmPlan& p) {
+    cublasLtMatrixLayoutDestroy(p.first);
+    cublasLtMatrixLayoutDestroy(p.second);
+    cublasLtMatrixLayoutDestroy(p.out);
+    cublasLtMatmulDescDestroy(p.desc);
+  }
+
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   std::map<GemmKey, GemmPlan> plans_;

@@ -50,7 +50,10 @@ inline int pointer_alignment(const void* p) {
 
 // Runs the GEMM on cuBLASLt; with a bias, adds it in the epilogue
 // (CUBLASLT_EPILOGUE_BIAS: one pass over C instead of two). Returns false,
-// having done nothing, when cuBLASLt has no algorithm for that epilogue.
+// having done nothing, when cuBLASLt has no algorithm for that epilogue or
+// the bias is not 16-byte aligned: cuBLASLt takes no alignment preference
+// for the bias, so a misaligned one is left to the unfused path (parameters
+// are packed, so a bias after an odd-sized one can be misaligned).
 template <class T>
 bool gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n,
                    index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta,
@@ -67,11 +70,10 @@ bool gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m,
                       : (!b16 && backend.gemm_precision() == GemmPrecision::Tf32)
                           ? CUBLAS_COMPUTE_32F_FAST_TF32
                           : CUBLAS_COMPUTE_32F;
+  if (bias && pointer_alignment(bias) < 16) return false;
   int align = pointer_alignment(a);
   align = std::min(align, pointer_alignment(b));
   align = std::min(align, pointer_alignment(c));
-  // The bias is read in vectors too: the plan is for its alignment as well.
-  if (bias) align = std::min(align, pointer_alignment(bias));
   // The leading dimensions shift every column by ld elements: alignment holds
   // for all columns only if ld * sizeof(T) keeps it.
   for (index_t ld : {lda, ldb, ldc})
