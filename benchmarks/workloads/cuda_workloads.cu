@@ -3,7 +3,7 @@
 
 #include "cuda_workloads.hpp"
 
-#include <utility>
+#include <memory>
 #include <vector>
 
 #include "nla/backend/cuda.cuh"
@@ -30,11 +30,12 @@ void apply_precision(Cuda& gpu, Precision p) {
                                               : gpu::GemmPrecision::Fp32);
 }
 
-// make(T{}) with the storage type of a precision: bf16 for bf16, float
-// otherwise.
-template <class Make>
-auto with_storage_type(Precision p, Make make) {
-  return p == Precision::Bf16 ? make(bf16{}) : make(float{});
+// Of<T> with the storage type T of a precision: bf16 for bf16, float
+// otherwise (Of<T> derives from Base; args go to its constructor).
+template <template <class> class Of, class Base, class... Args>
+std::unique_ptr<Base> make_for_storage(Precision p, const Args&... args) {
+  if (p == Precision::Bf16) return std::make_unique<Of<bf16>>(args...);
+  return std::make_unique<Of<float>>(args...);
 }
 
 }  // namespace
@@ -99,9 +100,7 @@ class TrainStepOf final : public TrainStepWorkload::Model {
 
 TrainStepWorkload::TrainStepWorkload(const TransformerConfig& config, index_t batch,
                                      Precision precision, std::uint64_t seed)
-    : model_(with_storage_type(precision, [&](auto t) -> std::unique_ptr<Model> {
-        return std::make_unique<TrainStepOf<decltype(t)>>(config, batch, precision, seed);
-      })) {}
+    : model_(make_for_storage<TrainStepOf, Model>(precision, config, batch, precision, seed)) {}
 TrainStepWorkload::~TrainStepWorkload() = default;
 
 double TrainStepWorkload::step() {
@@ -165,10 +164,8 @@ class GenerateOf final : public GenerateWorkload::Model {
 GenerateWorkload::GenerateWorkload(const TransformerConfig& config, index_t batch,
                                    index_t prompt_length, index_t new_tokens, Precision precision,
                                    std::uint64_t seed, Draws draws)
-    : model_(with_storage_type(precision, [&](auto t) -> std::unique_ptr<Model> {
-        return std::make_unique<GenerateOf<decltype(t)>>(config, batch, prompt_length, new_tokens,
-                                                         precision, seed, draws);
-      })) {}
+    : model_(make_for_storage<GenerateOf, Model>(precision, config, batch, prompt_length,
+                                                 new_tokens, precision, seed, draws)) {}
 GenerateWorkload::~GenerateWorkload() = default;
 
 void GenerateWorkload::run() {
