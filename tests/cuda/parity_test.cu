@@ -251,18 +251,28 @@ TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match t
     CHECK(x.error(gpu) < tolerance<T>());
     CHECK(dx.error(gpu) < tolerance<T>());
   }
-  SECTION("cross-entropy, with an ignored row and a zero weight") {
-    Mirror<std::int32_t> targets(gpu, {2, -100, 11, 0, 7});
-    Mirror<A> dloss(gpu, {A(0.2), A(0.2), A(0), A(0.3), A(0.3)});
-    auto loss = random_mirror<A>(gpu, rows, 13);
-    on_both(cpu, gpu, [&](auto& be) {
-      cross_entropy_forward(be, loss.on(be), mean.on(be), x.on(be), targets.on(be), rows, d, -100);
-      cross_entropy_backward(be, x.on(be), dloss.on(be), mean.on(be), targets.on(be), rows, d,
-                             -100);
-    });
-    CHECK(loss.error(gpu) < tolerance<T>());
-    CHECK(mean.error(gpu) < tolerance<T>());
-    CHECK(x.error(gpu) < tolerance<T>());
+  SECTION("cross-entropy, with an ignored row and a zero weight, over whole and padded rows") {
+    // vocab < d: the rows of x are padded, and the padding must stay as it was.
+    for (const index_t vocab : {d, d - 3}) {
+      INFO("vocabulary " << vocab << " in rows of " << d);
+      Mirror<std::int32_t> targets(gpu, {2, -100, std::int32_t(vocab - 1), 0, 7});
+      Mirror<A> dloss(gpu, {A(0.2), A(0.2), A(0), A(0.3), A(0.3)});
+      auto loss = random_mirror<A>(gpu, rows, 13);
+      auto logits = random_mirror<T>(gpu, rows * d, 14, 3.0);
+      on_both(cpu, gpu, [&](auto& be) {
+        cross_entropy_forward(be, loss.on(be), mean.on(be), logits.on(be), d, targets.on(be), rows,
+                              vocab, -100);
+        cross_entropy_backward(be, logits.on(be), d, dloss.on(be), mean.on(be), targets.on(be),
+                               rows, vocab, -100);
+      });
+      CHECK(loss.error(gpu) < tolerance<T>());
+      CHECK(mean.error(gpu) < tolerance<T>());
+      CHECK(logits.error(gpu) < tolerance<T>());
+      const auto before = normal<T>(rows * d, 14, 3.0);
+      const auto after = to_host(gpu, logits.gpu.view());
+      for (index_t r = 0; r < rows; ++r)
+        for (index_t i = vocab; i < d; ++i) CHECK(after[r * d + i] == before[r * d + i]);
+    }
   }
 }
 

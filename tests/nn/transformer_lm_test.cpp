@@ -174,6 +174,38 @@ TEST_CASE("backward reports, top block first, from where the gradients are final
   }
 }
 
+TEST_CASE("padded logits rows hold the same logits, loss and gradients", "[nn]") {
+  for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
+    DYNAMIC_SECTION(flavour_name(f)) {
+      const auto config = tiny_config(f, 17, 12, 16);
+      TransformerLM<Cpu, float> plain(config, 13), padded(config, 13);
+      LmActivations<float, Cpu> a, b;
+      b.logits_padding = 8;  // rows of 24: 17 logits and 7 entries of padding
+      const index_t batch = 2, t = 5, v = config.vocab_size, ld = 24;
+      auto tokens = random_tokens(batch, t, v, 15);
+      auto targets = random_tokens(batch, t, v, 16);
+      const auto x = plain.forward(tokens.view(), a);
+      const auto y = padded.forward(tokens.view(), b);
+      REQUIRE(y.shape() == Shape{batch, t, ld});
+      for (index_t r = 0; r < batch * t; ++r)
+        for (index_t c = 0; c < v; ++c) REQUIRE(y.data()[r * ld + c] == x.data()[r * v + c]);
+      const auto flat = targets.view().reshape(Shape{batch * t});
+      REQUIRE(plain.loss(a, flat) == padded.loss(b, flat));
+      plain.zero_grad();
+      padded.zero_grad();
+      plain.backward(a);
+      padded.backward(b);
+      const auto ga = plain.parameters().grads(), gb = padded.parameters().grads();
+      REQUIRE(std::equal(ga.data(), ga.data() + ga.size(), gb.data()));
+    }
+  }
+  TransformerLM<Cpu, float> lm(tiny_config(Flavour::Gpt2, 17, 12, 16), 13);
+  LmActivations<float, Cpu> acts;
+  acts.logits_padding = 0;
+  REQUIRE_THROWS_WITH(lm.forward(random_tokens(1, 3, 17, 1).view(), acts),
+                      Catch::Contains("logits_padding 0"));
+}
+
 TEST_CASE("forward_last gives the last position's logits of the full forward", "[nn]") {
   for (Flavour f : {Flavour::Gpt2, Flavour::Llama}) {
     DYNAMIC_SECTION(flavour_name(f)) {

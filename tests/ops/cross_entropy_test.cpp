@@ -52,6 +52,43 @@ TEST_CASE("cross-entropy: weighted mean with an ignore index, gradient in place"
   gradcheck("dlogits", logits, grad, loss);
 }
 
+TEST_CASE("cross-entropy over padded rows reads and writes only the vocabulary", "[ops]") {
+  // The same logits as [n, v] and as the first v columns of [n, v + 3] rows
+  // whose padding is NaN: the padding must be neither read (the losses would
+  // be NaN) nor written.
+  Cpu cpu;
+  const index_t n = 4, v = 9, ld = v + 3;
+  auto logits = random_tensor<float>(Shape{n, v}, 2, 2.0);
+  Tensor<float, Cpu> padded(Shape{n, ld});
+  for (index_t r = 0; r < n; ++r)
+    for (index_t j = 0; j < ld; ++j)
+      padded.data()[r * ld + j] = j < v ? logits.data()[r * v + j] : std::nanf("");
+  Tensor<std::int32_t, Cpu> targets(Shape{n});
+  for (index_t r = 0; r < n; ++r) targets.data()[r] = std::int32_t(r == 1 ? -100 : v - 1 - r);
+  Tensor<float, Cpu> loss_a(Shape{n}), lse_a(Shape{n}), dloss_a(Shape{n});
+  Tensor<float, Cpu> loss_b(Shape{n}), lse_b(Shape{n}), dloss_b(Shape{n});
+  const double a = cross_entropy_forward<float>(cpu, loss_a.view(), lse_a.view(), logits.view(),
+                                                targets.view(), {}, -100, dloss_a.view());
+  const double b = cross_entropy_forward<float>(cpu, loss_b.view(), lse_b.view(), padded.view(),
+                                                targets.view(), {}, -100, dloss_b.view(), v);
+  REQUIRE(std::isfinite(b));
+  REQUIRE(a == b);
+  cross_entropy_backward(cpu, logits.view(), dloss_a.view(), lse_a.view(), targets.view(), -100);
+  cross_entropy_backward(cpu, padded.view(), dloss_b.view(), lse_b.view(), targets.view(), -100,
+                         v);
+  for (index_t r = 0; r < n; ++r)
+    for (index_t j = 0; j < ld; ++j) {
+      const float x = padded.data()[r * ld + j];
+      if (j < v)
+        REQUIRE(x == logits.data()[r * v + j]);
+      else
+        REQUIRE(std::isnan(x));
+    }
+  REQUIRE_THROWS_WITH(cross_entropy_forward<float>(cpu, loss_b.view(), lse_b.view(), padded.view(),
+                                                   targets.view(), {}, -100, {}, ld + 1),
+                      Catch::Contains("vocabulary of 13 in logits rows of 12"));
+}
+
 TEST_CASE("cross-entropy rejects targets outside the vocabulary", "[ops][errors]") {
   Cpu cpu;
   TensorD logits(Shape{2, 4}), row_loss(Shape{2}), lse(Shape{2});

@@ -184,6 +184,7 @@ class Verbalizer {
                   "explanation token {} is outside the vocabulary, the slot token or not allowed",
                   tok);
     set_hooks(c, n, 0, t);
+    c.lm.logits_padding = kAlignedLogitsPadding;
     lm_.forward(c.tokens.view(), c.lm, &c.hooks);
     if (!allowed_.empty()) mask_logits(c);
     c.explanation_lengths.clear();
@@ -258,15 +259,15 @@ class Verbalizer {
   // the softmax, its loss and its gradient are the masked policy's. Done on
   // the host: one pass over [batch * t, vocab].
   void mask_logits(Cache& c) {
-    const index_t v = lm_.config().vocab_size;
+    const index_t v = lm_.config().vocab_size, ld = c.lm.logits_stride;
     const auto host = to_host(lm_.backend(), ConstView<T, B>(c.lm.logits.view()));
     std::vector<T> logits(host.data(), host.data() + host.size());
     std::vector<char> keep(static_cast<std::size_t>(v), 0);
     for (auto tok : allowed_) keep[tok] = 1;
     T* z = logits.data();
-    for (index_t r = 0; r < index_t(logits.size()) / v; ++r)
+    for (index_t r = 0; r < index_t(logits.size()) / ld; ++r)
       for (index_t i = 0; i < v; ++i)
-        if (!keep[i]) z[r * v + i] = T(-1e30);
+        if (!keep[i]) z[r * ld + i] = T(-1e30);
     from_host(lm_.backend(), c.lm.logits.view(), logits.data());
   }
 

@@ -30,6 +30,11 @@
 
 namespace nla {
 
+// The logits padding of training passes (LmTrainer, the verbalizer's
+// teacher-forced pass): 64 entries are 128 bytes of bf16, past any GEMM
+// kernel's alignment requirement.
+constexpr index_t kAlignedLogitsPadding = 64;
+
 template <class T, class B>
 struct LmActivations {
   index_t batch = 0, time = 0, blocks_run = 0;
@@ -41,7 +46,17 @@ struct LmActivations {
   Tensor<T, B> last_stream;           // [batch, 1, d], forward_last's final stream rows
   Tensor<T, B> final_normed;          // [batch, t, d]
   NormCache<T, B> final_norm;
-  Tensor<T, B> logits;                         // [batch, t, vocab]; dlogits after backward
+  Tensor<T, B> logits;  // [batch, t, logits_stride]; dlogits after backward
+  // Each row of logits is padded to a multiple of logits_padding entries
+  // (1: no padding), of which the first vocab_size are the logits and the
+  // rest is never read. With a vocabulary of 50257 the projection's output
+  // rows (and the backward's input rows) would start at unaligned addresses,
+  // which leaves cuBLASLt only its slow unaligned kernels; padded to 50304
+  // they are 64-entry aligned. A caller who sets it reads forward()'s logits
+  // as [batch, t, logits_stride] (LmTrainer does; loss() and backward()
+  // handle either layout).
+  index_t logits_padding = 1;
+  index_t logits_stride = 0;
   Tensor<accum_t<T>, B> row_loss, lse, dloss;  // [batch * t]
   Tensor<T, B> dresidual;                      // [batch, t, d]
 };
@@ -168,7 +183,8 @@ class TransformerLM {
     return a.streams[n_blocks].view();
   }
 
-  // tokens: [batch, t] -> logits: [batch, t, vocab]
+  // tokens: [batch, t] -> logits: [batch, t, vocab] (padded rows: see
+  // LmActivations::logits_padding)
   TensorView<T, B> forward(ConstView<std::int32_t, B> tokens, Activations& a,
                            const HookList* hooks = nullptr, KvCache<T, B>* kv = nullptr) {
     auto x = forward_stream(tokens, config_.n_layers, a, hooks, kv);
@@ -203,7 +219,7 @@ class TransformerLM {
               std::int32_t ignore_index = -100) {
     const char* op = "TransformerLM::loss";
     const index_t n = a.batch * a.time;
-    NLA_CHECK(a.blocks_run == config_.n_layers && a.logits.size() == n * config_.vocab_size, op,
+    NLA_CHECK(a.blocks_run == config_.n_layers && a.logits.size() == n * a.logits_stride, op,
               "call forward (all blocks) before loss");
     NLA_CHECK(targets.size() == n, op, "targets has shape {}, expected {} entries", targets.shape(),
               n);
@@ -214,8 +230,9 @@ class TransformerLM {
     copy(backend_, a.targets.view(), targets.reshape(Shape{n}));
     const double mean =
         cross_entropy_forward<T>(backend_, a.row_loss.view(), a.lse.view(),
-                                 a.logits.view().reshape(Shape{n, config_.vocab_size}),
-                                 a.targets.view(), weights, ignore_index, a.dloss.view());
+                                 a.logits.view().reshape(Shape{n, a.logits_stride}),
+                                 a.targets.view(), weights, ignore_index, a.dloss.view(),
+                                 config_.vocab_size);
     NLA_CHECK(std::isfinite(mean), op, "loss is {} (non-finite logits or weights)", mean);
     ignore_index_ = ignore_index;
     a.has_loss = true;
@@ -240,10 +257,10 @@ class TransformerLM {
   void backward(Activations& a, const HookList* hooks = nullptr,
                 const GradientsFinal& on_final = {}) {
     NLA_CHECK(a.has_loss, "TransformerLM::backward", "call loss() after forward() first");
-    const index_t n = a.batch * a.time, d = config_.d_model, v = config_.vocab_size;
-    auto dlogits = a.logits.view().reshape(Shape{n, v});
+    const index_t n = a.batch * a.time, d = config_.d_model;
+    auto dlogits = a.logits.view().reshape(Shape{n, a.logits_stride});
     cross_entropy_backward(backend_, dlogits, a.dloss.view(), a.lse.view(), a.targets.view(),
-                           ignore_index_);
+                           ignore_index_, config_.vocab_size);
     // d(final_normed) reuses the final_normed-sized branch scratch.
     scratch_.branch.resize(Shape{n, d});
     linear_backward(backend_, scratch_.branch.view(), params_.grad(head_), TensorView<T, B>(),
@@ -276,13 +293,17 @@ class TransformerLM {
   }
 
  private:
-  // x: [batch, t, d] final stream -> logits [batch, t, vocab] in a.logits.
+  // x: [batch, t, d] final stream -> logits [batch, t, logits_stride] in a.logits.
   TensorView<T, B> project_to_vocabulary(TensorView<T, B> x, Activations& a) {
     const index_t batch = x.shape()[0], t = x.shape()[1], n = batch * t, d = config_.d_model;
+    const index_t v = config_.vocab_size, multiple = a.logits_padding;
+    NLA_CHECK(multiple >= 1, "TransformerLM::forward", "logits_padding {} must be at least 1",
+              multiple);
+    a.logits_stride = (v + multiple - 1) / multiple * multiple;
     a.final_normed.resize(Shape{batch, t, d});
-    a.logits.resize(Shape{batch, t, config_.vocab_size});
+    a.logits.resize(Shape{batch, t, a.logits_stride});
     final_norm_.forward(backend_, params_, a.final_normed.view(), x, a.final_norm);
-    linear_forward(backend_, a.logits.view().reshape(Shape{n, config_.vocab_size}),
+    linear_forward(backend_, a.logits.view().reshape(Shape{n, a.logits_stride}),
                    a.final_normed.view().reshape(Shape{n, d}), params_.value(head_),
                    TensorView<const T, B>());
     return a.logits.view();

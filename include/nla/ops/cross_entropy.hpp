@@ -17,7 +17,11 @@
 
 namespace nla {
 
-// logits: [n, V]; targets: [n]; row_loss, lse: [n]; weights: [n] or empty.
+// logits: [n, ld]; targets: [n]; row_loss, lse: [n]; weights: [n] or empty.
+// The vocabulary is the first `vocab` columns of each row (0: all ld of
+// them); the rest is padding, never read, which lets the logits' rows start
+// at aligned addresses (a vocabulary of 50257 would leave cuBLASLt only its
+// unaligned GEMM kernels).
 // Returns the weighted mean loss. If dloss ([n]) is given it receives the
 // gradient of that mean with respect to each row's loss, w_r / sum w (0 for
 // ignored rows), ready for cross_entropy_backward. T is named at the call
@@ -27,10 +31,13 @@ template <class T, class B>
 double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
                              TensorView<accum_t<T>, B> lse, ConstView<T, B> logits,
                              ConstView<std::int32_t, B> targets, ConstView<float, B> weights,
-                             std::int32_t ignore_index, TensorView<accum_t<T>, B> dloss = {}) {
+                             std::int32_t ignore_index, TensorView<accum_t<T>, B> dloss = {},
+                             index_t vocab = 0) {
   using A = accum_t<T>;
   const char* op = "cross_entropy_forward";
-  const index_t n = logits.rows(), vocab = logits.cols();
+  const index_t n = logits.rows(), ld = logits.cols();
+  if (vocab == 0) vocab = ld;
+  NLA_CHECK(vocab > 0 && vocab <= ld, op, "vocabulary of {} in logits rows of {}", vocab, ld);
   NLA_CHECK(targets.size() == n, op, "targets has {} entries for {} rows of logits", targets.size(),
             n);
   NLA_CHECK(row_loss.size() >= n && lse.size() >= n, op, "row_loss/lse hold {}/{}, need {}",
@@ -43,7 +50,7 @@ double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
     NLA_CHECK(target[r] == ignore_index || (target[r] >= 0 && target[r] < vocab), op,
               "target[{}] = {} is outside [0, {}) and is not the ignore index {}", r, target[r],
               vocab, ignore_index);
-  cross_entropy_forward(backend, row_loss.data(), lse.data(), logits.data(), targets.data(), n,
+  cross_entropy_forward(backend, row_loss.data(), lse.data(), logits.data(), ld, targets.data(), n,
                         vocab, ignore_index);
   const auto loss = to_host(backend, ConstView<A, B>(row_loss));
   const auto weight = to_host(backend, weights);
@@ -70,17 +77,21 @@ double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
   return wsum != 0 ? total / wsum : 0.0;
 }
 
-// dloss: [n] the gradient of the caller's scalar w.r.t. each row's loss.
+// dloss: [n] the gradient of the caller's scalar w.r.t. each row's loss;
+// logits and vocab as in the forward (padding stays untouched).
 template <class T, class B>
 void cross_entropy_backward(B& backend, TensorView<T, B> logits, ConstView<accum_t<T>, B> dloss,
                             ConstView<accum_t<T>, B> lse, ConstView<std::int32_t, B> targets,
-                            std::int32_t ignore_index) {
-  const index_t n = logits.rows();
-  NLA_CHECK(dloss.size() >= n && lse.size() >= n && targets.size() == n, "cross_entropy_backward",
+                            std::int32_t ignore_index, index_t vocab = 0) {
+  const char* op = "cross_entropy_backward";
+  const index_t n = logits.rows(), ld = logits.cols();
+  if (vocab == 0) vocab = ld;
+  NLA_CHECK(vocab > 0 && vocab <= ld, op, "vocabulary of {} in logits rows of {}", vocab, ld);
+  NLA_CHECK(dloss.size() >= n && lse.size() >= n && targets.size() == n, op,
             "dloss/lse/targets hold {}/{}/{} for {} rows", dloss.size(), lse.size(), targets.size(),
             n);
-  cross_entropy_backward(backend, logits.data(), dloss.data(), lse.data(), targets.data(), n,
-                         logits.cols(), ignore_index);
+  cross_entropy_backward(backend, logits.data(), ld, dloss.data(), lse.data(), targets.data(), n,
+                         vocab, ignore_index);
 }
 
 }  // namespace nla

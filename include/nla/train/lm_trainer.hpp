@@ -25,6 +25,10 @@ struct LmTrainerOptions {
   AdamWOptions adamw;
   WarmupCosineSchedule schedule;
   double clip_norm = 1.0;  // <= 0: no clipping
+  // The logits' rows are padded to a multiple of this many entries (see
+  // LmActivations::logits_padding): 64 makes GPT-2's 50257 a 50304-entry
+  // row, which cuBLASLt multiplies with its aligned kernels. 1: no padding.
+  index_t logits_padding = kAlignedLogitsPadding;
 };
 
 struct LmStepResult {
@@ -37,7 +41,9 @@ template <class B, class T>
 class LmTrainer {
  public:
   LmTrainer(TransformerLM<B, T>& model, const LmTrainerOptions& options)
-      : model_(&model), options_(options), optimizer_(model.parameters(), options.adamw) {}
+      : model_(&model), options_(options), optimizer_(model.parameters(), options.adamw) {
+    activations_.logits_padding = options.logits_padding;
+  }
 
   // Every rank trains on its slice of each batch from now on; the optimiser
   // becomes this rank's (its shard under ZeRO stage 1).

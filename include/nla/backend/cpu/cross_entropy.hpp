@@ -4,6 +4,8 @@
 // backward writes the gradient over the logits buffer in place.
 //   loss[r]    = lse[r] - logits[r, target[r]]        (0 where target == ignore)
 //   dlogits[r] = dloss[r] * (softmax(logits[r]) - onehot(target[r]))
+// Row r starts at logits + r * ld (ld >= vocab): entries past vocab are
+// padding that is neither read nor written.
 // -loss[r] is the token's log-probability, which the policy-gradient code
 // reads directly.
 
@@ -18,12 +20,12 @@ namespace nla {
 namespace cpu {
 
 template <class T>
-void cross_entropy_forward(Cpu&, accum_t<T>* loss, accum_t<T>* lse, const T* logits,
+void cross_entropy_forward(Cpu&, accum_t<T>* loss, accum_t<T>* lse, const T* logits, index_t ld,
                            const std::int32_t* targets, index_t rows, index_t vocab,
                            std::int32_t ignore_index) {
   using A = accum_t<T>;
   parallel_for(rows, 4 * vocab, [&](index_t r) {
-    const auto x = array(logits + r * vocab, vocab);
+    const auto x = array(logits + r * ld, vocab);
     const A max = x.maxCoeff();
     const A sum = (x - T(max)).exp().template cast<A>().sum();
     lse[r] = max + std::log(sum);
@@ -34,11 +36,11 @@ void cross_entropy_forward(Cpu&, accum_t<T>* loss, accum_t<T>* lse, const T* log
 }
 
 template <class T>
-void cross_entropy_backward(Cpu&, T* logits, const accum_t<T>* dloss, const accum_t<T>* lse,
-                            const std::int32_t* targets, index_t rows, index_t vocab,
+void cross_entropy_backward(Cpu&, T* logits, index_t ld, const accum_t<T>* dloss,
+                            const accum_t<T>* lse, const std::int32_t* targets, index_t rows, index_t vocab,
                             std::int32_t ignore_index) {
   parallel_for(rows, 4 * vocab, [&](index_t r) {
-    auto x = array(logits + r * vocab, vocab);
+    auto x = array(logits + r * ld, vocab);
     if (targets[r] == ignore_index || dloss[r] == 0) {
       x.setZero();
       return;

@@ -17,11 +17,11 @@ namespace gpu {
 
 template <class T>
 void cross_entropy_forward(Cuda& backend, accum_t<T>* loss, accum_t<T>* lse, const T* logits,
-                           const std::int32_t* targets, index_t rows, index_t vocab,
+                           index_t ld, const std::int32_t* targets, index_t rows, index_t vocab,
                            std::int32_t ignore_index) {
   using A = accum_t<T>;
   for_each_row(backend, rows, [=] NLA_HOST_DEVICE(index_t r, RowLanes lanes) {
-    const T* x = logits + r * vocab;
+    const T* x = logits + r * ld;
     A max = math::minus_infinity<A>();
     for (index_t i = lanes.lane; i < vocab; i += lanes.count) max = math::max(max, A(x[i]));
     max = lanes.max(max);
@@ -36,20 +36,21 @@ void cross_entropy_forward(Cuda& backend, accum_t<T>* loss, accum_t<T>* lse, con
 }
 
 template <class T>
-void cross_entropy_backward(Cuda& backend, T* logits, const accum_t<T>* dloss,
+void cross_entropy_backward(Cuda& backend, T* logits, index_t ld, const accum_t<T>* dloss,
                             const accum_t<T>* lse, const std::int32_t* targets, index_t rows,
                             index_t vocab, std::int32_t ignore_index) {
   using A = accum_t<T>;
   for_each_index(backend, rows * vocab, [=] NLA_HOST_DEVICE(index_t e) {
     const index_t r = e / vocab, i = e % vocab;
+    T& x = logits[r * ld + i];
     if (targets[r] == ignore_index || dloss[r] == A(0)) {
-      logits[e] = T(0);
+      x = T(0);
       return;
     }
     const A g = dloss[r];
-    A p = g * math::exp(A(logits[e]) - lse[r]);
+    A p = g * math::exp(A(x) - lse[r]);
     if (i == targets[r]) p -= g;
-    logits[e] = T(p);
+    x = T(p);
   });
 }
 
