@@ -35,6 +35,7 @@ struct Args {
   std::string task = "train", config = "gpt2-124m", precision = "bf16", draws = "device";
   index_t batch = 16, prompt = 64, new_tokens = 64;
   index_t steps = 20, warmup = 3, windows = 1;
+  index_t logits_padding = kAlignedLogitsPadding;
   std::uint64_t seed = 1;
   double peak_tflops = 0;  // 0: the H100 SXM dense peak of the precision
 };
@@ -70,7 +71,7 @@ json run(const Args& a) {
   json out{{"example", "cuda_throughput"}, {"task", a.task},   {"config", a.config},
            {"precision", a.precision},     {"batch", a.batch}, {"seed", a.seed}};
   if (a.task == "train") {
-    bench::TrainStepWorkload work(config, a.batch, precision, a.seed);
+    bench::TrainStepWorkload work(config, a.batch, precision, a.seed, a.logits_padding);
     double loss = 0;
     const double s = time_calls(
         a, [&] { loss = work.step(); }, [&] { work.synchronize(); });
@@ -78,6 +79,7 @@ json run(const Args& a) {
     const double peak =
         (a.peak_tflops > 0 ? a.peak_tflops : bench::h100_sxm_peak_tflops(precision));
     out.update({{"context", config.context_length},
+                {"logits_padding", a.logits_padding},
                 {"final_loss", loss},
                 {"step_ms", 1e3 * s},
                 {"tokens_per_s", tokens_per_s},
@@ -117,6 +119,9 @@ int main(int argc, char** argv) {
                  "downloaded and drawn on the host)")
       ->check(CLI::IsMember({"device", "host"}));
   app.add_option("--new-tokens", a.new_tokens, "generate: tokens drawn per sequence")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--logits-padding", a.logits_padding,
+                 "train: pad the logits' rows to a multiple of this (1: no padding)")
       ->check(CLI::PositiveNumber);
   app.add_option("--steps", a.steps, "timed steps (or generations) per window")
       ->check(CLI::PositiveNumber);

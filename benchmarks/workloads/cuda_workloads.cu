@@ -66,9 +66,9 @@ template <class T>
 class TrainStepOf final : public TrainStepWorkload::Model {
  public:
   TrainStepOf(const TransformerConfig& config, index_t batch, Precision precision,
-              std::uint64_t seed)
+              std::uint64_t seed, index_t logits_padding)
       : model_(config, seed),
-        trainer_(model_, options()),
+        trainer_(model_, options(logits_padding)),
         tokens_(Shape{batch, config.context_length}),
         targets_(Shape{batch * config.context_length}) {
     apply_precision(model_.backend(), precision);
@@ -85,9 +85,10 @@ class TrainStepOf final : public TrainStepWorkload::Model {
   void synchronize() override { model_.backend().synchronize(); }
 
  private:
-  static LmTrainerOptions options() {
+  static LmTrainerOptions options(index_t logits_padding) {
     LmTrainerOptions o;
     o.schedule.peak_lr = o.schedule.min_lr = 1e-4;
+    o.logits_padding = logits_padding;
     return o;
   }
 
@@ -99,8 +100,10 @@ class TrainStepOf final : public TrainStepWorkload::Model {
 }  // namespace
 
 TrainStepWorkload::TrainStepWorkload(const TransformerConfig& config, index_t batch,
-                                     Precision precision, std::uint64_t seed)
-    : model_(make_for_storage<TrainStepOf, Model>(precision, config, batch, precision, seed)) {}
+                                     Precision precision, std::uint64_t seed,
+                                     index_t logits_padding)
+    : model_(make_for_storage<TrainStepOf, Model>(precision, config, batch, precision, seed,
+                                                  logits_padding)) {}
 TrainStepWorkload::~TrainStepWorkload() = default;
 
 double TrainStepWorkload::step() {

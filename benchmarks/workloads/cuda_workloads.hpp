@@ -82,10 +82,12 @@ class PeakDeviceMemory {
   std::unique_ptr<gpu::PeakMemoryMeter> meter_;
 };
 
+// One LmTrainer step on fixed tokens. logits_padding is LmTrainer's (1: the
+// logits' rows are vocab_size long, which times the unaligned LM-head GEMMs).
 class TrainStepWorkload {
  public:
   TrainStepWorkload(const TransformerConfig& config, index_t batch, Precision precision,
-                    std::uint64_t seed);
+                    std::uint64_t seed, index_t logits_padding = kAlignedLogitsPadding);
   ~TrainStepWorkload();
   TrainStepWorkload(const TrainStepWorkload&) = delete;
   TrainStepWorkload& operator=(const TrainStepWorkload&) = delete;

@@ -333,9 +333,12 @@ TEMPLATE_TEST_CASE("Cuda AdamW and sum of squares match the Cpu ones", "[cuda]",
   auto g = random_mirror<T>(gpu, n, 2);
   auto m = random_mirror<S>(gpu, n, 3, 0.1);
   auto v = Mirror<S>(gpu, std::vector<S>(n, S(0.5)));
+  // Decayed on [100, 400) and [700, n), as a buffer of tensors would be.
+  Mirror<index_t> decay_switches(gpu, {100, 400, 700});
   on_both(cpu, gpu, [&](auto& be) {
-    adamw_update(be, p.on(be), static_cast<S*>(nullptr), g.on(be), m.on(be), v.on(be), n, 1e-2, 0.9,
-                 0.95, 1e-8, 0.1, 1 - 0.9 * 0.9, 1 - 0.95 * 0.95);
+    adamw_update(be, p.on(be), static_cast<S*>(nullptr), g.on(be), m.on(be), v.on(be), n,
+                 decay_switches.on(be), 3, 1e-2, 0.9, 0.95, 1e-8, 0.1, 1 - 0.9 * 0.9,
+                 1 - 0.95 * 0.95);
   });
   CHECK(p.error(gpu) < tolerance<T>());
   CHECK(m.error(gpu) < tolerance<T>());

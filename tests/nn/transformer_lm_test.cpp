@@ -195,8 +195,12 @@ TEST_CASE("padded logits rows hold the same logits, loss and gradients", "[nn]")
       padded.zero_grad();
       plain.backward(a);
       padded.backward(b);
+      // To rounding, not to the bit: Eigen's exp takes the scalar path for
+      // the head of a row that starts unaligned, and the rows of 17 and 24
+      // floats start at different alignments.
       const auto ga = plain.parameters().grads(), gb = padded.parameters().grads();
-      REQUIRE(std::equal(ga.data(), ga.data() + ga.size(), gb.data()));
+      for (index_t i = 0; i < ga.size(); ++i)
+        REQUIRE(gb.data()[i] == Approx(ga.data()[i]).epsilon(1e-5).margin(1e-7));
     }
   }
   TransformerLM<Cpu, float> lm(tiny_config(Flavour::Gpt2, 17, 12, 16), 13);

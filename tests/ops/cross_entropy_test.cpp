@@ -74,8 +74,7 @@ TEST_CASE("cross-entropy over padded rows reads and writes only the vocabulary",
   REQUIRE(std::isfinite(b));
   REQUIRE(a == b);
   cross_entropy_backward(cpu, logits.view(), dloss_a.view(), lse_a.view(), targets.view(), -100);
-  cross_entropy_backward(cpu, padded.view(), dloss_b.view(), lse_b.view(), targets.view(), -100,
-                         v);
+  cross_entropy_backward(cpu, padded.view(), dloss_b.view(), lse_b.view(), targets.view(), -100, v);
   for (index_t r = 0; r < n; ++r)
     for (index_t j = 0; j < ld; ++j) {
       const float x = padded.data()[r * ld + j];

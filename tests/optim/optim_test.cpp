@@ -1,4 +1,6 @@
 #include <cmath>
+#include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 #include <nla/nla.hpp>
@@ -37,6 +39,35 @@ TEST_CASE("AdamW follows the update rule, decaying only decayed tensors", "[opti
   }
   REQUIRE(opt.step_count() == 2);
   REQUIRE_THROWS_AS(opt.step(cpu, p, std::nan("")), nla::Error);
+}
+
+TEST_CASE("AdamW's one pass decays exactly the decayed tensors of a long buffer", "[optim]") {
+  // Enough tensors and elements that the pass splits into one chunk per
+  // thread, with chunk edges inside tensors; runs of equal decay merge.
+  Cpu cpu;
+  ParameterSet<double, Cpu> p;
+  std::vector<bool> decayed;
+  for (int t = 0; t < 40; ++t) {
+    const index_t size = 1 + index_t(random_bits(5, 0, std::uint64_t(t)) % 5000);
+    const bool decay = random_bits(5, 1, std::uint64_t(t)) % 3 != 0;
+    p.add("t" + std::to_string(t), Shape{size}, decay);
+    decayed.insert(decayed.end(), std::size_t(size), decay);
+  }
+  p.allocate();
+  for (index_t i = 0; i < p.size(); ++i) {
+    p.values().data()[i] = 1.0 + 1e-3 * double(i % 97);
+    p.grads().data()[i] = 0.0;  // the update is then the decay alone
+  }
+  AdamWOptions o;
+  o.lr = 0.1;
+  o.weight_decay = 0.5;
+  AdamW<Cpu, double> opt(p, o);
+  opt.step(cpu, p, o.lr);
+  for (index_t i = 0; i < p.size(); ++i) {
+    const double before = 1.0 + 1e-3 * double(i % 97);
+    const double expect = decayed[std::size_t(i)] ? before * (1 - o.lr * o.weight_decay) : before;
+    REQUIRE(p.values().data()[i] == Approx(expect).epsilon(1e-15));
+  }
 }
 
 TEST_CASE("global-norm clipping scales every gradient by max_norm / norm", "[optim]") {

@@ -13,6 +13,11 @@ namespace nla {
 
 enum class Flavour { Gpt2, Llama };
 
+// What training passes (LmTrainer, the verbalizer's teacher-forced pass) pad
+// the rows of their logits to (LmActivations::logits_padding): 64 entries
+// are 128 bytes of bf16, past any GEMM kernel's alignment requirement.
+constexpr index_t kAlignedLogitsPadding = 64;
+
 inline const char* flavour_name(Flavour f) {
   return f == Flavour::Gpt2 ? "gpt2" : "llama";
 }

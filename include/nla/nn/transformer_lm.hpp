@@ -30,11 +30,6 @@
 
 namespace nla {
 
-// The logits padding of training passes (LmTrainer, the verbalizer's
-// teacher-forced pass): 64 entries are 128 bytes of bf16, past any GEMM
-// kernel's alignment requirement.
-constexpr index_t kAlignedLogitsPadding = 64;
-
 template <class T, class B>
 struct LmActivations {
   index_t batch = 0, time = 0, blocks_run = 0;
@@ -219,8 +214,9 @@ class TransformerLM {
               std::int32_t ignore_index = -100) {
     const char* op = "TransformerLM::loss";
     const index_t n = a.batch * a.time;
-    NLA_CHECK(a.blocks_run == config_.n_layers && a.logits.size() == n * a.logits_stride, op,
-              "call forward (all blocks) before loss");
+    NLA_CHECK(a.blocks_run == config_.n_layers && a.logits_stride >= config_.vocab_size &&
+                  a.logits.size() == n * a.logits_stride,
+              op, "call forward (all blocks) before loss");
     NLA_CHECK(targets.size() == n, op, "targets has shape {}, expected {} entries", targets.shape(),
               n);
     a.targets.resize(Shape{n});
@@ -228,11 +224,10 @@ class TransformerLM {
     a.lse.resize(Shape{n});
     a.dloss.resize(Shape{n});
     copy(backend_, a.targets.view(), targets.reshape(Shape{n}));
-    const double mean =
-        cross_entropy_forward<T>(backend_, a.row_loss.view(), a.lse.view(),
-                                 a.logits.view().reshape(Shape{n, a.logits_stride}),
-                                 a.targets.view(), weights, ignore_index, a.dloss.view(),
-                                 config_.vocab_size);
+    const double mean = cross_entropy_forward<T>(backend_, a.row_loss.view(), a.lse.view(),
+                                                 a.logits.view().reshape(Shape{n, a.logits_stride}),
+                                                 a.targets.view(), weights, ignore_index,
+                                                 a.dloss.view(), config_.vocab_size);
     NLA_CHECK(std::isfinite(mean), op, "loss is {} (non-finite logits or weights)", mean);
     ignore_index_ = ignore_index;
     a.has_loss = true;

@@ -47,8 +47,8 @@ void linear_backward(B& backend, TensorView<T, B> dx, TensorView<T, B> dweight,
   NLA_CHECK(dx.empty() || (dx.rows() == n && dx.cols() == in), op,
             "dx has shape {}, expected {} rows of {}", dx.shape(), n, in);
   if (!dx.empty())
-    gemm(backend, false, false, n, in, out, T(1), dy.data(), ld, weight.data(), in, T(0),
-         dx.data(), in);
+    gemm(backend, false, false, n, in, out, T(1), dy.data(), ld, weight.data(), in, T(0), dx.data(),
+         in);
   gemm(backend, true, false, out, in, n, T(1), dy.data(), ld, x.data(), in, T(1), dweight.data(),
        in);
   if (!dbias.empty()) {

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "nla/core/scalar.hpp"
 #include "nla/dist/communicator.hpp"
@@ -79,17 +80,12 @@ class AdamW {
       convert(backend, master_.data(), static_cast<const T*>(params.values().data()) + shard_.first,
               shard_.size());
     }
-    // Each tensor's overlap [lo, hi) with the shard; s: its offset in the state.
-    for (const ParameterInfo& info : params.infos()) {
-      const index_t lo = std::max(info.offset, shard_.first);
-      const index_t hi = std::min(info.offset + info.shape.size(), shard_.last);
-      if (lo >= hi) continue;
-      const index_t s = lo - shard_.first;
-      State* master = kMasterWeights ? master_.data() + s : nullptr;
-      adamw_update(backend, params.values().data() + lo, master, params.grads().data() + lo,
-                   m_.data() + s, v_.data() + s, hi - lo, lr, options_.beta1, options_.beta2,
-                   options_.eps, info.decay ? options_.weight_decay : 0.0, bc1, bc2);
-    }
+    update_decay_switches(backend, params);
+    const index_t first = shard_.first;
+    adamw_update(backend, params.values().data() + first, kMasterWeights ? master_.data() : nullptr,
+                 params.grads().data() + first, m_.data(), v_.data(), shard_.size(),
+                 decay_switches_.data(), decay_switches_.size(), lr, options_.beta1, options_.beta2,
+                 options_.eps, options_.weight_decay, bc1, bc2);
   }
 
   // The part of the flat buffer this optimiser updates, and whether that is
@@ -139,6 +135,28 @@ class AdamW {
   Tensor<State, B> m_, v_;
   Tensor<State, B> master_;  // kMasterWeights only
   std::int64_t step_ = 0;
+  // Where weight decay turns on or off in the shard (offsets from its
+  // start), so that one kernel updates every tensor; rebuilt on the host
+  // each step (one entry per tensor at most) and uploaded only when changed.
+  std::vector<index_t> host_decay_switches_, next_decay_switches_;
+  Tensor<index_t, B> decay_switches_;
+
+  void update_decay_switches(B& backend, const ParameterSet<T, B>& params) {
+    auto& next = next_decay_switches_;
+    next.clear();
+    bool decayed = false;
+    for (const ParameterInfo& info : params.infos()) {
+      const index_t lo = std::max(info.offset, shard_.first);
+      const index_t hi = std::min(info.offset + info.shape.size(), shard_.last);
+      if (lo >= hi || info.decay == decayed) continue;
+      next.push_back(lo - shard_.first);
+      decayed = info.decay;
+    }
+    if (next == host_decay_switches_ && decay_switches_.size() == index_t(next.size())) return;
+    host_decay_switches_ = next;
+    decay_switches_ = Tensor<index_t, B>(Shape{index_t(next.size())});
+    if (!next.empty()) from_host(backend, decay_switches_.view(), next.data());
+  }
 };
 
 }  // namespace nla

@@ -37,8 +37,8 @@ void cross_entropy_forward(Cpu&, accum_t<T>* loss, accum_t<T>* lse, const T* log
 
 template <class T>
 void cross_entropy_backward(Cpu&, T* logits, index_t ld, const accum_t<T>* dloss,
-                            const accum_t<T>* lse, const std::int32_t* targets, index_t rows, index_t vocab,
-                            std::int32_t ignore_index) {
+                            const accum_t<T>* lse, const std::int32_t* targets, index_t rows,
+                            index_t vocab, std::int32_t ignore_index) {
   parallel_for(rows, 4 * vocab, [&](index_t r) {
     auto x = array(logits + r * ld, vocab);
     if (targets[r] == ignore_index || dloss[r] == 0) {

@@ -6,6 +6,10 @@
 // With master weights (mixed precision: T narrower than S), p is the S-typed
 // master copy and params receives it rounded to T; master may be null when
 // T == S.
+// One pass covers a whole flat buffer of tensors, some decayed (matrices,
+// embeddings) and some not (biases, norm gains): decay_switches[0, switches)
+// are the ascending offsets where decay turns on or off, off at 0, so
+// element i is decayed when an odd number of switches are <= i.
 
 #include <algorithm>
 #include <cmath>
@@ -18,13 +22,20 @@ namespace nla {
 namespace cpu {
 
 template <class T, class S>
-void adamw_update(Cpu&, T* params, S* master, const T* grads, S* m, S* v, index_t n, double lr,
-                  double beta1, double beta2, double eps, double weight_decay,
-                  double bias_correction1, double bias_correction2) {
+void adamw_update(Cpu&, T* params, S* master, const T* grads, S* m, S* v, index_t n,
+                  const index_t* decay_switches, index_t switches, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, double bias_correction1,
+                  double bias_correction2) {
   const S b1 = S(beta1), b2 = S(beta2), step = S(lr / bias_correction1);
-  const S inv_sqrt_bc2 = S(1.0 / std::sqrt(bias_correction2)), decay = S(lr * weight_decay);
+  const S inv_sqrt_bc2 = S(1.0 / std::sqrt(bias_correction2)), decay_on = S(lr * weight_decay);
+  const index_t* switches_end = decay_switches + switches;
   parallel_chunks(n, [&](index_t b, index_t e) {
+    // The first switch past b, then walk: no search per element.
+    const index_t* next = std::upper_bound(decay_switches, switches_end, b);
+    bool decayed = (next - decay_switches) % 2 == 1;
     for (index_t i = b; i < e; ++i) {
+      for (; next != switches_end && *next <= i; ++next) decayed = !decayed;
+      const S decay = decayed ? decay_on : S(0);
       const S g = S(grads[i]);
       m[i] = b1 * m[i] + (S(1) - b1) * g;
       v[i] = b2 * v[i] + (S(1) - b2) * g * g;
