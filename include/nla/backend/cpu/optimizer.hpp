@@ -8,8 +8,8 @@
 // T == S.
 // One pass covers a whole flat buffer of tensors, some decayed (matrices,
 // embeddings) and some not (biases, norm gains): decay_switches[0, switches)
-// are the ascending offsets where decay turns on or off, off at 0, so
-// element i is decayed when an odd number of switches are <= i.
+// are the strictly ascending offsets where decay turns on or off, off at 0,
+// so element i is decayed when an odd number of switches are <= i.
 
 #include <algorithm>
 #include <cmath>
@@ -30,19 +30,22 @@ void adamw_update(Cpu&, T* params, S* master, const T* grads, S* m, S* v, index_
   const S inv_sqrt_bc2 = S(1.0 / std::sqrt(bias_correction2)), decay_on = S(lr * weight_decay);
   const index_t* switches_end = decay_switches + switches;
   parallel_chunks(n, [&](index_t b, index_t e) {
-    // The first switch past b, then walk: no search per element.
+    // The chunk in runs of equal decay, from the first switch past b on;
+    // each run is a plain loop the compiler can vectorise.
     const index_t* next = std::upper_bound(decay_switches, switches_end, b);
     bool decayed = (next - decay_switches) % 2 == 1;
-    for (index_t i = b; i < e; ++i) {
-      for (; next != switches_end && *next <= i; ++next) decayed = !decayed;
+    for (index_t i = b; i < e; decayed = !decayed) {
+      const index_t run_end = next == switches_end ? e : std::min(e, *next++);
       const S decay = decayed ? decay_on : S(0);
-      const S g = S(grads[i]);
-      m[i] = b1 * m[i] + (S(1) - b1) * g;
-      v[i] = b2 * v[i] + (S(1) - b2) * g * g;
-      const S p = master ? master[i] : S(params[i]);
-      const S updated = p - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + S(eps)) - decay * p;
-      if (master) master[i] = updated;
-      params[i] = T(updated);
+      for (; i < run_end; ++i) {
+        const S g = S(grads[i]);
+        m[i] = b1 * m[i] + (S(1) - b1) * g;
+        v[i] = b2 * v[i] + (S(1) - b2) * g * g;
+        const S p = master ? master[i] : S(params[i]);
+        const S updated = p - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + S(eps)) - decay * p;
+        if (master) master[i] = updated;
+        params[i] = T(updated);
+      }
     }
   });
 }
