@@ -55,7 +55,9 @@ TEST_CASE("cross-entropy: weighted mean with an ignore index, gradient in place"
 TEST_CASE("cross-entropy over padded rows reads and writes only the vocabulary", "[ops]") {
   // The same logits as [n, v] and as the first v columns of [n, v + 3] rows
   // whose padding is NaN: the padding must be neither read (the losses would
-  // be NaN) nor written.
+  // be NaN) nor written. Values agree to rounding: Eigen's exp takes the
+  // scalar path for a row's unaligned head, and the rows start at other
+  // alignments in the two layouts.
   Cpu cpu;
   const index_t n = 4, v = 9, ld = v + 3;
   auto logits = random_tensor<float>(Shape{n, v}, 2, 2.0);
@@ -72,14 +74,14 @@ TEST_CASE("cross-entropy over padded rows reads and writes only the vocabulary",
   const double b = cross_entropy_forward<float>(cpu, loss_b.view(), lse_b.view(), padded.view(),
                                                 targets.view(), {}, -100, dloss_b.view(), v);
   REQUIRE(std::isfinite(b));
-  REQUIRE(a == b);
+  REQUIRE(a == Approx(b).epsilon(1e-6));
   cross_entropy_backward(cpu, logits.view(), dloss_a.view(), lse_a.view(), targets.view(), -100);
   cross_entropy_backward(cpu, padded.view(), dloss_b.view(), lse_b.view(), targets.view(), -100, v);
   for (index_t r = 0; r < n; ++r)
     for (index_t j = 0; j < ld; ++j) {
       const float x = padded.data()[r * ld + j];
       if (j < v)
-        REQUIRE(x == logits.data()[r * v + j]);
+        REQUIRE(x == Approx(logits.data()[r * v + j]).epsilon(1e-5).margin(1e-7));
       else
         REQUIRE(std::isnan(x));
     }

@@ -5,6 +5,7 @@
 //   stream[0]     = embed(tokens) (+ positions)          [batch, t, d]
 //   stream[k + 1] = block_k(stream[k])                    k < n_layers
 //   logits        = head(final_norm(stream[L]))          [batch, t, vocab]
+//                   (rows optionally padded: LmActivations::logits_padding)
 //
 // Forward state lives in an LmActivations the caller owns (one per concurrent
 // forward); it grows to the largest batch seen and is reused, so a training
@@ -44,12 +45,11 @@ struct LmActivations {
   Tensor<T, B> logits;  // [batch, t, logits_stride]; dlogits after backward
   // Each row of logits is padded to a multiple of logits_padding entries
   // (1: no padding), of which the first vocab_size are the logits and the
-  // rest is never read. With a vocabulary of 50257 the projection's output
-  // rows (and the backward's input rows) would start at unaligned addresses,
-  // which leaves cuBLASLt only its slow unaligned kernels; padded to 50304
-  // they are 64-entry aligned. A caller who sets it reads forward()'s logits
-  // as [batch, t, logits_stride] (LmTrainer does; loss() and backward()
-  // handle either layout).
+  // rest is left undefined and never read by the model. With a vocabulary of 50257 the projection's
+  // output rows (and the backward's input rows) would start at unaligned addresses, which leaves
+  // cuBLASLt only its slow unaligned kernels; padded to 50304 they are 64-entry aligned. A caller
+  // who sets it reads forward()'s logits as [batch, t, logits_stride] (LmTrainer does; loss() and
+  // backward() handle either layout).
   index_t logits_padding = 1;
   index_t logits_stride = 0;
   Tensor<accum_t<T>, B> row_loss, lse, dloss;  // [batch * t]
@@ -182,16 +182,19 @@ class TransformerLM {
   // LmActivations::logits_padding)
   TensorView<T, B> forward(ConstView<std::int32_t, B> tokens, Activations& a,
                            const HookList* hooks = nullptr, KvCache<T, B>* kv = nullptr) {
+    set_logits_stride(a);
     auto x = forward_stream(tokens, config_.n_layers, a, hooks, kv);
     return project_to_vocabulary(x, a);
   }
 
-  // tokens: [batch, t] -> logits of each row's last position: [batch, 1, vocab].
+  // tokens: [batch, t] -> logits of each row's last position: [batch, 1, vocab]
+  // (padded rows: as forward()).
   // A sampler needs nothing else, and the vocabulary projection is the
   // largest product of a prefill ([batch * t, d] x [d, vocab] otherwise).
   // For t > 1 loss() refuses the result: there is nothing to backpropagate.
   TensorView<T, B> forward_last(ConstView<std::int32_t, B> tokens, Activations& a,
                                 const HookList* hooks = nullptr, KvCache<T, B>* kv = nullptr) {
+    set_logits_stride(a);
     auto x = forward_stream(tokens, config_.n_layers, a, hooks, kv);
     const index_t batch = a.batch, t = a.time, d = config_.d_model;
     if (t == 1) return project_to_vocabulary(x, a);
@@ -288,13 +291,18 @@ class TransformerLM {
   }
 
  private:
-  // x: [batch, t, d] final stream -> logits [batch, t, logits_stride] in a.logits.
-  TensorView<T, B> project_to_vocabulary(TensorView<T, B> x, Activations& a) {
-    const index_t batch = x.shape()[0], t = x.shape()[1], n = batch * t, d = config_.d_model;
+  // Checked before the forward pass, which would otherwise have advanced a
+  // KV cache by the time a bad padding showed.
+  void set_logits_stride(Activations& a) const {
     const index_t v = config_.vocab_size, multiple = a.logits_padding;
     NLA_CHECK(multiple >= 1, "TransformerLM::forward", "logits_padding {} must be at least 1",
               multiple);
     a.logits_stride = (v + multiple - 1) / multiple * multiple;
+  }
+
+  // x: [batch, t, d] final stream -> logits [batch, t, logits_stride] in a.logits.
+  TensorView<T, B> project_to_vocabulary(TensorView<T, B> x, Activations& a) {
+    const index_t batch = x.shape()[0], t = x.shape()[1], n = batch * t, d = config_.d_model;
     a.final_normed.resize(Shape{batch, t, d});
     a.logits.resize(Shape{batch, t, a.logits_stride});
     final_norm_.forward(backend_, params_, a.final_normed.view(), x, a.final_norm);
