@@ -99,6 +99,10 @@ TEST_CASE("cross-entropy rejects targets outside the vocabulary", "[ops][errors]
   REQUIRE_THROWS_WITH(cross_entropy_forward<double>(cpu, row_loss.view(), lse.view(), logits.view(),
                                                     targets.view(), {}, -100),
                       Catch::Contains("target[1] = 4"));
+  targets.data()[0] = -3;  // negative and not the ignore index: the first bad row
+  REQUIRE_THROWS_WITH(cross_entropy_forward<double>(cpu, row_loss.view(), lse.view(), logits.view(),
+                                                    targets.view(), {}, -100),
+                      Catch::Contains("target[0] = -3 is outside [0, 4)"));
 }
 
 TEST_CASE("cross-entropy is stable for large logits", "[ops]") {

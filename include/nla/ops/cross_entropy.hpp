@@ -10,9 +10,8 @@
 #include <cmath>
 #include <cstdint>
 
-#include <vector>
-
 #include "nla/core/host.hpp"
+#include "nla/core/row_loss_sums.hpp"
 #include "nla/core/scalar.hpp"
 
 namespace nla {
@@ -26,7 +25,8 @@ namespace nla {
 // gradient of that mean with respect to each row's loss, w_r / sum w (0 for
 // ignored rows), ready for cross_entropy_backward. T is named at the call
 // (cross_entropy_forward<float>(...)): every tensor argument is either of the
-// accumulation type or an input. The n per-row values are summed on the host.
+// accumulation type or an input. The n per-row values are summed where they
+// are (core/row_loss_sums.hpp): the host reads three numbers back.
 template <class T, class B>
 double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
                              TensorView<accum_t<T>, B> lse, ConstView<T, B> logits,
@@ -45,36 +45,22 @@ double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
   NLA_CHECK(weights.empty() || weights.size() == n, op, "weights has {} entries for {} rows",
             weights.size(), n);
   NLA_CHECK(dloss.empty() || dloss.size() >= n, op, "dloss holds {}, needs {}", dloss.size(), n);
-  const auto target = to_host(backend, targets);
-  for (index_t r = 0; r < n; ++r)
-    NLA_CHECK(target[r] == ignore_index || (target[r] >= 0 && target[r] < vocab), op,
-              "target[{}] = {} is outside [0, {}) and is not the ignore index {}", r, target[r],
-              vocab, ignore_index);
+  // The kernel reads no target outside the vocabulary (its row's loss is
+  // NaN); the sums name the first such row.
   cross_entropy_forward(backend, row_loss.data(), lse.data(), logits.data(), ld, targets.data(), n,
                         vocab, ignore_index);
-  const auto loss = to_host(backend, ConstView<A, B>(row_loss));
-  const auto weight = to_host(backend, weights);
-  auto w = [&](index_t r) {
-    return target[r] == ignore_index ? 0.0 : weights.empty() ? 1.0 : double(weight[r]);
-  };
-  double total = 0, wsum = 0;
-  for (index_t r = 0; r < n; ++r) {
-    total += w(r) == 0 ? 0.0 : w(r) * double(loss[r]);
-    wsum += w(r);
+  const RowLossSums sums = sum_row_losses(backend, static_cast<const A*>(row_loss.data()),
+                                          targets.data(), weights.data(), n, vocab, ignore_index);
+  if (sums.first_bad != kNoBadRow) {
+    const index_t r = sums.first_bad;
+    const auto bad = to_host(backend, targets.reshape(Shape{n}).slice(r, r + 1));
+    NLA_FAIL(op, "target[{}] = {} is outside [0, {}) and is not the ignore index {}", r, bad[0],
+             vocab, ignore_index);
   }
-  if (!dloss.empty()) {
-    auto fill = [&](A* grad) {
-      for (index_t r = 0; r < n; ++r) grad[r] = wsum != 0 ? A(w(r) / wsum) : A(0);
-    };
-    if constexpr (B::kHostAccessible) {
-      fill(dloss.data());  // no allocation in a training step
-    } else {
-      std::vector<A> grad(static_cast<std::size_t>(n));
-      fill(grad.data());
-      from_host(backend, dloss.slice(0, n), grad.data());
-    }
-  }
-  return wsum != 0 ? total / wsum : 0.0;
+  if (!dloss.empty())
+    row_loss_gradient(backend, dloss.data(), targets.data(), weights.data(), n, ignore_index,
+                      sums.weight);
+  return sums.weight != 0 ? sums.total / sums.weight : 0.0;
 }
 
 // dloss: [n] the gradient of the caller's scalar w.r.t. each row's loss;

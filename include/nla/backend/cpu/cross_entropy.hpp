@@ -7,13 +7,17 @@
 // Row r starts at logits + r * ld (ld >= vocab): entries past vocab are
 // padding that is neither read nor written.
 // -loss[r] is the token's log-probability, which the policy-gradient code
-// reads directly.
+// reads directly. A target outside [0, vocab) (and not the ignore index)
+// gives a NaN loss without being read; sum_row_losses reports the row.
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 
 #include "nla/backend/cpu/cpu.hpp"
 #include "nla/backend/cpu/elementwise.hpp"
 #include "nla/backend/cpu/parallel.hpp"
+#include "nla/core/row_loss_sums.hpp"
 #include "nla/core/scalar.hpp"
 
 namespace nla {
@@ -31,8 +35,30 @@ void cross_entropy_forward(Cpu&, accum_t<T>* loss, accum_t<T>* lse, const T* log
     lse[r] = max + std::log(sum);
     // (max - x_t) + log(sum) rather than lse - x_t: with logits near 1e3 the
     // subtraction of two large numbers would lose the loss's low digits.
-    loss[r] = targets[r] == ignore_index ? A(0) : (max - A(x[targets[r]])) + std::log(sum);
+    const std::int32_t t = targets[r];
+    loss[r] = t == ignore_index                 ? A(0)
+              : !target_in_vocabulary(t, vocab) ? std::numeric_limits<A>::quiet_NaN()
+                                                : (max - A(x[t])) + std::log(sum);
   });
+}
+
+// The sums of core/row_loss_sums.hpp, in row order.
+template <class A>
+RowLossSums sum_row_losses(Cpu&, const A* row_loss, const std::int32_t* targets,
+                           const float* weights, index_t rows, index_t vocab,
+                           std::int32_t ignore_index) {
+  RowLossSums s;
+  for (index_t r = 0; r < rows; ++r)
+    s = combine(s, row_loss_term(row_loss, targets, weights, r, vocab, ignore_index));
+  return s;
+}
+
+// dloss[r] = w_r / weight (0 when weight is 0): d mean / d loss_r.
+template <class A>
+void row_loss_gradient(Cpu&, A* dloss, const std::int32_t* targets, const float* weights,
+                       index_t rows, std::int32_t ignore_index, double weight) {
+  for (index_t r = 0; r < rows; ++r)
+    dloss[r] = weight != 0 ? A(row_loss_weight(targets, weights, r, ignore_index) / weight) : A(0);
 }
 
 template <class T>
