@@ -275,12 +275,24 @@ TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match t
         for (index_t i = vocab; i < d; ++i) CHECK(after[r * d + i] == before[r * d + i]);
     }
   }
-  SECTION("row-loss sums and gradients, with weights, an ignored row and bad targets") {
-    // Rows 3 and 5 have targets outside [0, d): the forward must not read
-    // them (their losses are NaN) and the sums must name row 3.
-    const index_t n = 7;
-    Mirror<std::int32_t> targets(gpu, {1, -100, 4, std::int32_t(d), 0, -2, 9});
-    Mirror<float> weights(gpu, {0.5f, 2.0f, -0.25f, 1.0f, 0.0f, 1.0f, 1.5f});
+  SECTION("row-loss sums and gradients, with weights, ignored rows and bad targets") {
+    // 3,000 rows: enough that the device reduction combines partial sums
+    // across blocks. Every 7th row is ignored; rows 1,700 and 2,900 get
+    // targets outside [0, d), which the forward must not read (NaN losses)
+    // and the sums must name (the first, 1,700). The weights are zero on the
+    // bad rows, so the weighted total must leave their NaN out.
+    const index_t n = 3000;
+    std::vector<std::int32_t> target_values(n);
+    std::vector<float> weight_values(n);
+    for (index_t r = 0; r < n; ++r) {
+      target_values[r] = r % 7 == 0 ? -100 : std::int32_t(random_bits(19, 0, std::uint64_t(r)) % d);
+      weight_values[r] = float(random_normal(19, 1, std::uint64_t(r)));
+    }
+    target_values[1700] = std::int32_t(d);
+    target_values[2900] = -2;
+    weight_values[1700] = weight_values[2900] = 0.0f;
+    Mirror<std::int32_t> targets(gpu, target_values);
+    Mirror<float> weights(gpu, weight_values);
     auto logits = random_mirror<T>(gpu, n * d, 15, 2.0);
     auto loss = random_mirror<A>(gpu, n, 16);
     auto lse = random_mirror<A>(gpu, n, 17);
@@ -296,31 +308,46 @@ TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match t
             sum_row_losses(be, static_cast<const A*>(loss.on(be)), targets.on(be), w, n, d, -100);
         row_loss_gradient(be, grad.on(be), targets.on(be), w, n, -100, 2.5);
       });
-      CHECK(sums[0].first_bad == 3);
-      CHECK(sums[1].first_bad == 3);
-      CHECK(std::abs(sums[1].weight - sums[0].weight) <= 1e-12);
-      // The bad rows' NaN losses are in the total: compare its finiteness only.
-      CHECK(std::isnan(sums[0].total) == std::isnan(sums[1].total));
+      CHECK(sums[0].first_bad == 1700);
+      CHECK(sums[1].first_bad == 1700);
+      CHECK(std::abs(sums[1].weight - sums[0].weight) <= 1e-9 * (1 + std::abs(sums[0].weight)));
+      // Unweighted, the bad rows count and their NaN reaches the total;
+      // weighted, they weigh 0 and the totals are finite and agree.
+      CHECK(std::isnan(sums[0].total) == !weighted);
+      CHECK(std::isnan(sums[1].total) == !weighted);
+      if (weighted)
+        CHECK(std::abs(sums[1].total - sums[0].total) <=
+              tolerance<T>() * (1 + std::abs(sums[0].total)));
       CHECK(lse.error(gpu) < tolerance<T>());
       CHECK(grad.error(gpu) < tolerance<T>());
       const auto g = to_host(gpu, loss.gpu.view());
-      CHECK(std::isnan(double(g[3])));
-      CHECK(std::isnan(double(g[5])));
-      CHECK(double(g[1]) == 0.0);
+      CHECK(std::isnan(double(g[1700])));
+      CHECK(std::isnan(double(g[2900])));
+      CHECK(double(g[7]) == 0.0);
     }
-    // Without bad rows the total agrees too.
-    Mirror<std::int32_t> good(gpu, {1, -100, 4, 2, 0, 3, 9});
-    RowLossSums sums[2];
-    on_both(cpu, gpu, [&](auto& be) {
-      cross_entropy_forward(be, loss.on(be), lse.on(be), logits.on(be), d, good.on(be), n, d, -100);
-      sums[std::is_same<std::decay_t<decltype(be)>, Cuda>::value] = sum_row_losses(
-          be, static_cast<const A*>(loss.on(be)), good.on(be), weights.on(be), n, d, -100);
-    });
-    CHECK(sums[0].first_bad == kNoBadRow);
-    CHECK(sums[1].first_bad == kNoBadRow);
-    CHECK(std::abs(sums[1].total - sums[0].total) <=
-          tolerance<T>() * (1 + std::abs(sums[0].total)));
-    CHECK(loss.error(gpu) < tolerance<T>());
+    // Without bad rows, weighted or not, the totals agree; a zero weight sum
+    // gives zero gradients.
+    target_values[1700] = target_values[2900] = 1;
+    Mirror<std::int32_t> good(gpu, target_values);
+    for (const bool weighted : {false, true}) {
+      INFO("weighted " << weighted << ", no bad rows");
+      RowLossSums sums[2];
+      on_both(cpu, gpu, [&](auto& be) {
+        cross_entropy_forward(be, loss.on(be), lse.on(be), logits.on(be), d, good.on(be), n, d,
+                              -100);
+        const float* w = weighted ? weights.on(be) : nullptr;
+        sums[std::is_same<std::decay_t<decltype(be)>, Cuda>::value] =
+            sum_row_losses(be, static_cast<const A*>(loss.on(be)), good.on(be), w, n, d, -100);
+        row_loss_gradient(be, grad.on(be), good.on(be), w, n, -100, 0.0);
+      });
+      CHECK(sums[0].first_bad == kNoBadRow);
+      CHECK(sums[1].first_bad == kNoBadRow);
+      CHECK(std::abs(sums[1].total - sums[0].total) <=
+            tolerance<T>() * (1 + std::abs(sums[0].total)));
+      CHECK(loss.error(gpu) < tolerance<T>());
+      const auto g = to_host(gpu, grad.gpu.view());
+      CHECK(std::all_of(g.data(), g.data() + n, [](A x) { return x == A(0); }));
+    }
   }
 }
 

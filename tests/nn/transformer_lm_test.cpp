@@ -303,6 +303,14 @@ TEST_CASE("the model names bad input in its errors", "[nn][errors]") {
   Tensor<std::int32_t, Cpu> flat(Shape{4});
   REQUIRE_THROWS_WITH(lm.forward(flat.view(), acts), Catch::Contains("rank 2"));
   REQUIRE_THROWS_AS(TransformerConfig::gpt2(10, 8, 10, 2, 3), nla::Error);
+  // A loss refused for a bad target leaves nothing for backward() to run on,
+  // even after an earlier loss that succeeded.
+  lm.forward(tokens.view(), acts);
+  for (index_t i = 0; i < 4; ++i) targets.data()[i] = std::int32_t(i);
+  lm.loss(acts, targets.view());
+  targets.data()[1] = std::int32_t(config.vocab_size);
+  REQUIRE_THROWS_WITH(lm.loss(acts, targets.view()), Catch::Contains("target[1] = 11"));
+  REQUIRE_THROWS_WITH(lm.backward(acts), Catch::Contains("call loss"));
 }
 
 TEST_CASE("parameters carry Hugging Face names in one flat buffer", "[nn]") {

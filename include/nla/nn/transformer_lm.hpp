@@ -217,6 +217,7 @@ class TransformerLM {
               std::int32_t ignore_index = -100) {
     const char* op = "TransformerLM::loss";
     const index_t n = a.batch * a.time;
+    a.has_loss = false;  // until this loss has been taken: backward() must not run on bad targets
     NLA_CHECK(a.blocks_run == config_.n_layers && a.logits_stride >= config_.vocab_size &&
                   a.logits.size() == n * a.logits_stride,
               op, "call forward (all blocks) before loss");

@@ -47,10 +47,13 @@ double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
   NLA_CHECK(dloss.empty() || dloss.size() >= n, op, "dloss holds {}, needs {}", dloss.size(), n);
   // The kernel reads no target outside the vocabulary (its row's loss is
   // NaN); the sums name the first such row.
+  // An empty view may still hold a pointer (a slice of nothing): the
+  // kernels read weights whenever they get one.
+  const float* w = weights.empty() ? nullptr : weights.data();
   cross_entropy_forward(backend, row_loss.data(), lse.data(), logits.data(), ld, targets.data(), n,
                         vocab, ignore_index);
   const RowLossSums sums = sum_row_losses(backend, static_cast<const A*>(row_loss.data()),
-                                          targets.data(), weights.data(), n, vocab, ignore_index);
+                                          targets.data(), w, n, vocab, ignore_index);
   if (sums.first_bad != kNoBadRow) {
     const index_t r = sums.first_bad;
     const auto bad = to_host(backend, targets.reshape(Shape{n}).slice(r, r + 1));
@@ -58,8 +61,7 @@ double cross_entropy_forward(B& backend, TensorView<accum_t<T>, B> row_loss,
              vocab, ignore_index);
   }
   if (!dloss.empty())
-    row_loss_gradient(backend, dloss.data(), targets.data(), weights.data(), n, ignore_index,
-                      sums.weight);
+    row_loss_gradient(backend, dloss.data(), targets.data(), w, n, ignore_index, sums.weight);
   return sums.weight != 0 ? sums.total / sums.weight : 0.0;
 }
 
