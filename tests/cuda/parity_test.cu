@@ -181,6 +181,14 @@ TEMPLATE_TEST_CASE("Cuda element-wise kernels match the Cpu ones", "[cuda]", flo
   check("sum_rows_accumulate", bias,
         [&](auto& be) { sum_rows_accumulate(be, bias.on(be), x.on(be), rows, cols); });
   check("add_bias", y, [&](auto& be) { add_bias(be, y.on(be), bias.on(be), rows, cols); });
+  // The first cols - 2 columns of rows - 1 rows, cols apart; every third kept.
+  std::vector<std::uint8_t> keep_values(static_cast<std::size_t>(cols));
+  for (index_t c = 0; c < cols; ++c) keep_values[std::size_t(c)] = c % 3 == 0;
+  Mirror<std::uint8_t> keep(gpu, keep_values);
+  check("mask_columns", y, [&](auto& be) {
+    mask_columns(be, y.on(be), rows - 1, cols, cols - 2,
+                 static_cast<const std::uint8_t*>(keep.on(be)), T(-7));
+  });
 }
 
 TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match the Cpu ones",

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "nla/core/host.hpp"
@@ -77,7 +78,7 @@ class Verbalizer {
     Verbalizer v(CloneTag{}, lm_.config(), prompt_, scale_);
     copy_parameters_by_name(v.lm_.backend(), v.lm_.parameters(), lm_.parameters());
     v.centre_ = centre_;
-    v.allowed_ = allowed_;
+    v.set_allowed_tokens(allowed_);
     return v;
   }
 
@@ -97,10 +98,16 @@ class Verbalizer {
 
   // Tokens the explanation may use in teacher-forced passes (empty: all).
   void set_allowed_tokens(std::vector<std::int32_t> tokens) {
-    for (auto t : tokens)
-      NLA_CHECK(t >= 0 && t < lm_.config().vocab_size, "Verbalizer::set_allowed_tokens",
-                "token {} is outside the vocabulary of {}", t, lm_.config().vocab_size);
+    const index_t v = lm_.config().vocab_size;
+    std::vector<std::uint8_t> keep(static_cast<std::size_t>(v), 0);
+    for (auto t : tokens) {
+      NLA_CHECK(t >= 0 && t < v, "Verbalizer::set_allowed_tokens",
+                "token {} is outside the vocabulary of {}", t, v);
+      keep[static_cast<std::size_t>(t)] = 1;
+    }
     allowed_ = std::move(tokens);
+    allowed_mask_ = Tensor<std::uint8_t, B>(Shape{v});
+    from_host(lm_.backend(), allowed_mask_.view(), keep.data());
   }
   const std::vector<std::int32_t>& allowed_tokens() const { return allowed_; }
 
@@ -256,19 +263,14 @@ class Verbalizer {
   }
 
   // Logits of tokens outside allowed_ become -1e30 (exp underflows to 0), so
-  // the softmax, its loss and its gradient are the masked policy's. Done on
-  // the host: one pass over [batch * t, vocab].
+  // the softmax, its loss and its gradient are the masked policy's. One pass
+  // where the logits are (it used to take them to the host and back: two
+  // transfers of [batch * t, vocab] per teacher-forced pass).
   void mask_logits(Cache& c) {
-    const index_t v = lm_.config().vocab_size, ld = c.lm.logits_stride;
-    const auto host = to_host(lm_.backend(), ConstView<T, B>(c.lm.logits.view()));
-    std::vector<T> logits(host.data(), host.data() + host.size());
-    std::vector<char> keep(static_cast<std::size_t>(v), 0);
-    for (auto tok : allowed_) keep[tok] = 1;
-    T* z = logits.data();
-    for (index_t r = 0; r < index_t(logits.size()) / ld; ++r)
-      for (index_t i = 0; i < v; ++i)
-        if (!keep[i]) z[r * ld + i] = T(-1e30);
-    from_host(lm_.backend(), c.lm.logits.view(), logits.data());
+    const index_t ld = c.lm.logits_stride;
+    mask_columns(lm_.backend(), c.lm.logits.data(), c.lm.logits.size() / ld, ld,
+                 lm_.config().vocab_size, static_cast<const std::uint8_t*>(allowed_mask_.data()),
+                 T(-1e30));
   }
 
   TransformerLM<B, T> lm_;
@@ -276,6 +278,7 @@ class Verbalizer {
   double scale_;
   std::vector<float> centre_;
   std::vector<std::int32_t> allowed_;
+  Tensor<std::uint8_t, B> allowed_mask_;  // [vocab]: 1 where allowed_ lets a token through
 };
 
 }  // namespace nla

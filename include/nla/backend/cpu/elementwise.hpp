@@ -3,6 +3,7 @@
 // Eigen arrays so tanh/exp are vectorised.
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "nla/backend/cpu/cpu.hpp"
@@ -153,6 +154,18 @@ void sum_rows_accumulate(Cpu&, T* out, const T* x, index_t rows, index_t cols) {
 template <class T>
 void add_bias(Cpu&, T* x, const T* bias, index_t rows, index_t cols) {
   parallel_for(rows, cols, [&](index_t r) { array(x + r * cols, cols) += array(bias, cols); });
+}
+
+// x[r, c] = value for the columns c < cols with keep[c] == 0, in rows that
+// start ld apart (a restricted vocabulary's masked logits).
+template <class T>
+void mask_columns(Cpu&, T* x, index_t rows, index_t ld, index_t cols, const std::uint8_t* keep,
+                  T value) {
+  parallel_for(rows, cols, [&](index_t r) {
+    T* row = x + r * ld;
+    for (index_t c = 0; c < cols; ++c)
+      if (!keep[c]) row[c] = value;
+  });
 }
 
 }  // namespace cpu

@@ -3,6 +3,8 @@
 // Thrust loops over indices. Formulas for the activations and their
 // derivatives are in the CPU header.
 
+#include <cstdint>
+
 #include <thrust/copy.h>
 #include <thrust/fill.h>
 
@@ -134,6 +136,15 @@ void sum_rows_accumulate(Cuda& backend, T* out, const T* x, index_t rows, index_
 template <class T>
 void add_bias(Cuda& backend, T* x, const T* bias, index_t rows, index_t cols) {
   for_each_index(backend, rows * cols, [=] NLA_HOST_DEVICE(index_t e) { x[e] += bias[e % cols]; });
+}
+
+template <class T>
+void mask_columns(Cuda& backend, T* x, index_t rows, index_t ld, index_t cols,
+                  const std::uint8_t* keep, T value) {
+  for_each_index(backend, rows * cols, [=] NLA_HOST_DEVICE(index_t e) {
+    const index_t r = e / cols, c = e % cols;
+    if (!keep[c]) x[r * ld + c] = value;
+  });
 }
 
 }  // namespace gpu
