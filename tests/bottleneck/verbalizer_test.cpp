@@ -1,3 +1,5 @@
+#include <algorithm>
+
 #include <catch2/catch.hpp>
 
 #include "nla/bottleneck/verbalizer.hpp"
@@ -85,4 +87,40 @@ TEST_CASE("explanation log-probabilities from sampling equal the teacher-forced 
               Approx(samples[b].model_logprobs[i]).margin(1e-6));
   // Different activations give different explanations: the slot is read.
   REQUIRE((samples[0].tokens != samples[1].tokens || samples[1].tokens != samples[2].tokens));
+}
+
+TEST_CASE("a restricted vocabulary masks teacher forcing as it masks sampling, clones included",
+          "[bottleneck]") {
+  // The teacher-forced losses of sampled explanations are the masked
+  // policy's -log q: the mask is applied to the logits where they are.
+  TransformerLM<Cpu, double> target(TransformerConfig::llama(12, 24, 8, 2, 2, 1), 3);
+  auto w = target.parameters().values();
+  for (index_t i = 0; i < w.size(); ++i) w.data()[i] *= 6;
+  Verbalizer<Cpu, double> original(target, {{0, 5}, {6}}, 2.0);
+  const std::vector<std::int32_t> allowed = {0, 2, 3, 7, 8, 11};
+  original.set_allowed_tokens(allowed);
+  Verbalizer<Cpu, double> clone = original.clone();
+  for (Verbalizer<Cpu, double>* av : {&original, &clone}) {
+    VerbalizerCache<double, Cpu> c;
+    av->inject(random_activations(4, 8, 6), c);
+    SamplingOptions o;
+    o.max_new_tokens = 5;
+    o.allowed_tokens = allowed;
+    GenerateOptions g;
+    g.seed = 10;
+    const auto samples = av->explain(c, o, g);
+    std::vector<std::vector<std::int32_t>> text;
+    for (const auto& s : samples) {
+      for (auto token : s.tokens)
+        REQUIRE(std::find(allowed.begin(), allowed.end(), token) != allowed.end());
+      text.push_back(s.tokens);
+    }
+    av->teacher_forced(c, text);
+    const index_t t = c.lm.time, p = index_t(av->prompt_tokens().size());
+    for (std::size_t b = 0; b < samples.size(); ++b)
+      for (std::size_t i = 0; i < samples[b].tokens.size(); ++i)
+        REQUIRE(-c.lm.row_loss.data()[index_t(b) * t + p - 1 + index_t(i)] ==
+                Approx(samples[b].model_logprobs[i]).margin(1e-6));
+  }
+  REQUIRE_THROWS_WITH(original.set_allowed_tokens({3, 13}), Catch::Contains("token 13"));
 }
