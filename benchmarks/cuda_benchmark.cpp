@@ -4,6 +4,8 @@
 //   TrainStep/gpt2-124m/{fp32,tf32,bf16}  batch 16, context 1024
 //   TrainStep/gpt2-124m/bf16/unpadded-logits  the same, logits rows of 50257
 //                                         (LM-head GEMMs on unaligned rows)
+//   TrainStep/gpt2-124m/{tf32,bf16}/cuda-core-attention  the same, attention
+//                                         on the CUDA-core flash kernels
 //   TrainStep/small/{fp32,bf16}           batch 64, context 128
 //   Generate/gpt2-124m/bf16               batch 64, prompt 64, 64 new tokens,
 //                                         tokens drawn on the device
@@ -28,14 +30,13 @@ struct Case {
   const char* preset;
   const char* precision;
   index_t batch;
-  index_t logits_padding = kAlignedLogitsPadding;
+  bench::TrainStepOptions options = {};
 };
 
 void train_step(benchmark::State& state, Case c) {
   const bench::PeakDeviceMemory memory;
   const Precision precision = bench::parse_precision(c.precision);
-  bench::TrainStepWorkload work(bench::gpu_preset(c.preset), c.batch, precision, 1,
-                                c.logits_padding);
+  bench::TrainStepWorkload work(bench::gpu_preset(c.preset), c.batch, precision, 1, c.options);
   work.step();  // warm-up: buffers, plans and the temporary cache reach their size
   for (auto _ : state) benchmark::DoNotOptimize(work.step());
   work.synchronize();
@@ -90,9 +91,17 @@ int main(int argc, char** argv) {
         Case{"small", "fp32", 64}, Case{"small", "bf16", 64}})
     add(std::string("TrainStep/") + c.preset + "/" + c.precision,
         [c](benchmark::State& s) { train_step(s, c); });
-  add("TrainStep/gpt2-124m/bf16/unpadded-logits", [](benchmark::State& s) {
-    train_step(s, Case{"gpt2-124m", "bf16", 16, 1});
+  bench::TrainStepOptions unpadded, cuda_cores;
+  unpadded.logits_padding = 1;
+  cuda_cores.tensor_core_attention = false;
+  add("TrainStep/gpt2-124m/bf16/unpadded-logits", [unpadded](benchmark::State& s) {
+    train_step(s, Case{"gpt2-124m", "bf16", 16, unpadded});
   });
+  for (const char* precision : {"tf32", "bf16"})
+    add(std::string("TrainStep/gpt2-124m/") + precision + "/cuda-core-attention",
+        [precision, cuda_cores](benchmark::State& s) {
+          train_step(s, Case{"gpt2-124m", precision, 16, cuda_cores});
+        });
   for (bench::Draws draws : {bench::Draws::Device, bench::Draws::Host})
     add(std::string("Generate/gpt2-124m/bf16") + (draws == bench::Draws::Host ? "/host-draws" : ""),
         [draws](benchmark::State& s) {

@@ -33,6 +33,7 @@ using json = nlohmann::json;
 
 struct Args {
   std::string task = "train", config = "gpt2-124m", precision = "bf16", draws = "device";
+  std::string attention = "tensor-cores";
   index_t batch = 16, prompt = 64, new_tokens = 64;
   index_t steps = 20, warmup = 3, windows = 1;
   index_t logits_padding = kAlignedLogitsPadding;
@@ -71,7 +72,10 @@ json run(const Args& a) {
   json out{{"example", "cuda_throughput"}, {"task", a.task},   {"config", a.config},
            {"precision", a.precision},     {"batch", a.batch}, {"seed", a.seed}};
   if (a.task == "train") {
-    bench::TrainStepWorkload work(config, a.batch, precision, a.seed, a.logits_padding);
+    bench::TrainStepOptions options;
+    options.logits_padding = a.logits_padding;
+    options.tensor_core_attention = a.attention == "tensor-cores";
+    bench::TrainStepWorkload work(config, a.batch, precision, a.seed, options);
     double loss = 0;
     const double s = time_calls(
         a, [&] { loss = work.step(); }, [&] { work.synchronize(); });
@@ -80,6 +84,7 @@ json run(const Args& a) {
         (a.peak_tflops > 0 ? a.peak_tflops : bench::h100_sxm_peak_tflops(precision));
     out.update({{"context", config.context_length},
                 {"logits_padding", a.logits_padding},
+                {"attention", a.attention},
                 {"final_loss", loss},
                 {"step_ms", 1e3 * s},
                 {"tokens_per_s", tokens_per_s},
@@ -123,6 +128,10 @@ int main(int argc, char** argv) {
   app.add_option("--logits-padding", a.logits_padding,
                  "train: pad the logits' rows to a multiple of this (1: no padding)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--attention", a.attention,
+                 "train: tensor-cores (bf16 and tf32 where the GPU has them) or cuda-cores "
+                 "(the fp32 flash kernels)")
+      ->check(CLI::IsMember({"tensor-cores", "cuda-cores"}));
   app.add_option("--steps", a.steps, "timed steps (or generations) per window")
       ->check(CLI::PositiveNumber);
   app.add_option("--warmup", a.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);

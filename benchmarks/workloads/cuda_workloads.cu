@@ -66,12 +66,15 @@ template <class T>
 class TrainStepOf final : public TrainStepWorkload::Model {
  public:
   TrainStepOf(const TransformerConfig& config, index_t batch, Precision precision,
-              std::uint64_t seed, index_t logits_padding)
+              std::uint64_t seed, const TrainStepOptions& step)
       : model_(config, seed),
-        trainer_(model_, options(logits_padding)),
+        trainer_(model_, options(step.logits_padding)),
         tokens_(Shape{batch, config.context_length}),
         targets_(Shape{batch * config.context_length}) {
     apply_precision(model_.backend(), precision);
+    model_.backend().set_attention_kernels(step.tensor_core_attention
+                                               ? gpu::AttentionKernels::TensorCores
+                                               : gpu::AttentionKernels::CudaCores);
     // Targets are the tokens shifted by one, as in language-model training.
     const index_t n = batch * config.context_length;
     const auto ids = random_ids(n + 1, config.vocab_size, seed);
@@ -101,9 +104,9 @@ class TrainStepOf final : public TrainStepWorkload::Model {
 
 TrainStepWorkload::TrainStepWorkload(const TransformerConfig& config, index_t batch,
                                      Precision precision, std::uint64_t seed,
-                                     index_t logits_padding)
+                                     const TrainStepOptions& options)
     : model_(make_for_storage<TrainStepOf, Model>(precision, config, batch, precision, seed,
-                                                  logits_padding)) {}
+                                                  options)) {}
 TrainStepWorkload::~TrainStepWorkload() = default;
 
 double TrainStepWorkload::step() {

@@ -82,12 +82,21 @@ class PeakDeviceMemory {
   std::unique_ptr<gpu::PeakMemoryMeter> meter_;
 };
 
-// One LmTrainer step on fixed tokens. logits_padding is LmTrainer's (1: the
-// logits' rows are vocab_size long, which times the unaligned LM-head GEMMs).
+// What a training step may leave out, to time what each piece gains.
+struct TrainStepOptions {
+  // LmTrainer's; 1: the logits' rows are vocab_size long, which times the
+  // unaligned LM-head GEMMs.
+  index_t logits_padding = kAlignedLogitsPadding;
+  // false: attention on the CUDA-core kernels even where the tensor-core
+  // ones serve (bf16, TF32).
+  bool tensor_core_attention = true;
+};
+
+// One LmTrainer step on fixed tokens.
 class TrainStepWorkload {
  public:
   TrainStepWorkload(const TransformerConfig& config, index_t batch, Precision precision,
-                    std::uint64_t seed, index_t logits_padding = kAlignedLogitsPadding);
+                    std::uint64_t seed, const TrainStepOptions& options = {});
   ~TrainStepWorkload();
   TrainStepWorkload(const TrainStepWorkload&) = delete;
   TrainStepWorkload& operator=(const TrainStepWorkload&) = delete;

@@ -45,19 +45,22 @@ using namespace nla;
     }                                                  \
   } while (false)
 
-// One tensor held by both backends with the same values.
-template <class T>
+// One tensor held by both backends with the same values: T on the Cpu, G on
+// the Cuda backend (bf16 where the Cpu reference runs in fp32), the values
+// rounded through G on both.
+template <class T, class G = T>
 struct Mirror {
   Tensor<T, Cpu> cpu;
-  Tensor<T, Cuda> gpu;
+  Tensor<G, Cuda> gpu;
 
   Mirror(Cuda& backend, const std::vector<T>& values)
       : cpu(Shape{index_t(values.size())}), gpu(Shape{index_t(values.size())}) {
-    std::copy(values.begin(), values.end(), cpu.data());
-    from_host(backend, gpu.view(), values.data());
+    std::vector<G> rounded(values.begin(), values.end());
+    std::copy(rounded.begin(), rounded.end(), cpu.data());
+    from_host(backend, gpu.view(), rounded.data());
   }
   T* on(Cpu&) { return cpu.data(); }
-  T* on(Cuda&) { return gpu.data(); }
+  G* on(Cuda&) { return gpu.data(); }
 
   // max |gpu - cpu| / (1 + max |cpu|)
   double error(Cuda& backend) const {
@@ -79,9 +82,9 @@ std::vector<T> normal(index_t n, std::uint64_t seed, double scale = 1.0) {
   return v;
 }
 
-template <class T>
-Mirror<T> random_mirror(Cuda& backend, index_t n, std::uint64_t seed, double scale = 1.0) {
-  return Mirror<T>(backend, normal<T>(n, seed, scale));
+template <class T, class G = T>
+Mirror<T, G> random_mirror(Cuda& backend, index_t n, std::uint64_t seed, double scale = 1.0) {
+  return Mirror<T, G>(backend, normal<T>(n, seed, scale));
 }
 
 template <class T>
@@ -305,17 +308,22 @@ TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match t
     auto loss = random_mirror<A>(gpu, n, 16);
     auto lse = random_mirror<A>(gpu, n, 17);
     auto grad = random_mirror<A>(gpu, n, 18);
+    // The forward, the sums and the gradient (for weight sum `weight_sum`)
+    // on both backends; sums[0] is the Cpu's, sums[1] the Cuda's.
+    const auto run = [&](Mirror<std::int32_t>& t, bool weighted, double weight_sum,
+                         RowLossSums(&sums)[2]) {
+      on_both(cpu, gpu, [&](auto& be) {
+        cross_entropy_forward(be, loss.on(be), lse.on(be), logits.on(be), d, t.on(be), n, d, -100);
+        const float* w = weighted ? weights.on(be) : nullptr;
+        sums[std::is_same<std::decay_t<decltype(be)>, Cuda>::value] =
+            sum_row_losses(be, static_cast<const A*>(loss.on(be)), t.on(be), w, n, d, -100);
+        row_loss_gradient(be, grad.on(be), t.on(be), w, n, -100, weight_sum);
+      });
+    };
     for (const bool weighted : {false, true}) {
       INFO("weighted " << weighted);
       RowLossSums sums[2];
-      on_both(cpu, gpu, [&](auto& be) {
-        cross_entropy_forward(be, loss.on(be), lse.on(be), logits.on(be), d, targets.on(be), n, d,
-                              -100);
-        const float* w = weighted ? weights.on(be) : nullptr;
-        sums[std::is_same<std::decay_t<decltype(be)>, Cuda>::value] =
-            sum_row_losses(be, static_cast<const A*>(loss.on(be)), targets.on(be), w, n, d, -100);
-        row_loss_gradient(be, grad.on(be), targets.on(be), w, n, -100, 2.5);
-      });
+      run(targets, weighted, 2.5, sums);
       CHECK(sums[0].first_bad == 1700);
       CHECK(sums[1].first_bad == 1700);
       CHECK(std::abs(sums[1].weight - sums[0].weight) <= 1e-9 * (1 + std::abs(sums[0].weight)));
@@ -340,14 +348,7 @@ TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match t
     for (const bool weighted : {false, true}) {
       INFO("weighted " << weighted << ", no bad rows");
       RowLossSums sums[2];
-      on_both(cpu, gpu, [&](auto& be) {
-        cross_entropy_forward(be, loss.on(be), lse.on(be), logits.on(be), d, good.on(be), n, d,
-                              -100);
-        const float* w = weighted ? weights.on(be) : nullptr;
-        sums[std::is_same<std::decay_t<decltype(be)>, Cuda>::value] =
-            sum_row_losses(be, static_cast<const A*>(loss.on(be)), good.on(be), w, n, d, -100);
-        row_loss_gradient(be, grad.on(be), good.on(be), w, n, -100, 0.0);
-      });
+      run(good, weighted, 0.0, sums);
       CHECK(sums[0].first_bad == kNoBadRow);
       CHECK(sums[1].first_bad == kNoBadRow);
       CHECK(std::abs(sums[1].total - sums[0].total) <=
@@ -359,49 +360,84 @@ TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match t
   }
 }
 
-TEMPLATE_TEST_CASE("Cuda attention matches the Cpu attention with grouped heads and a cache",
-                   "[cuda]", float, double) {
-  NLA_SKIP_WITHOUT_DEVICE();
-  using T = TestType;
-  using S = accum_t<T>;
+// Attention forward and backward over cases that reach every path: on a GPU
+// head sizes 16, 32 and 64 take the flash or tensor-core kernels (query
+// counts across several 64-row blocks and key tiles, with cached keys,
+// grouped and multi-query heads, one-token decoding) and 4 the portable
+// loops. The Cuda backend runs G (fp32, fp64, bf16), the Cpu reference
+// accum_t<G> from the same values.
+namespace {
+template <class G>
+void check_attention(Cuda& gpu, double tolerance) {
+  using T = accum_t<G>;
   Cpu cpu;
-  Cuda gpu;
   struct Case {
     index_t batch, tq, tk, heads, kv_heads, hd;
   };
-  // On a GPU, head sizes 16, 32 and 64 take the flash kernels (query counts
-  // across several 64-row blocks and 32-key tiles, with cached keys, grouped
-  // and multi-query heads, one-token decoding) and 4 the portable loops.
-  const Case cases[] = {
-      {2, 3, 5, 4, 2, 4}, {2, 70, 100, 4, 2, 16}, {1, 130, 130, 2, 1, 64}, {3, 1, 37, 4, 4, 32}};
+  const Case cases[] = {{2, 3, 5, 4, 2, 4},
+                        {2, 70, 100, 4, 2, 16},
+                        {1, 130, 130, 2, 1, 64},
+                        {3, 1, 37, 4, 4, 32},
+                        {2, 129, 200, 4, 2, 64}};
   for (const Case& c : cases) {
     const index_t batch = c.batch, tq = c.tq, tk = c.tk, heads = c.heads, kv_heads = c.kv_heads,
                   hd = c.hd;
     INFO("batch " << batch << ", " << tq << " queries over " << tk << " keys, " << heads
                   << " heads over " << kv_heads << ", head_dim " << hd);
     const index_t qkv = (heads + 2 * kv_heads) * hd;  // fused row: q | k | v
-    auto q = random_mirror<T>(gpu, batch * tq * qkv, 1);
-    auto kv = random_mirror<T>(gpu, batch * tk * 2 * kv_heads * hd, 2);
-    auto out = random_mirror<T>(gpu, batch * tq * heads * hd, 3);
-    auto lse = random_mirror<S>(gpu, batch * heads * tq, 4);
-    auto dout = random_mirror<T>(gpu, batch * tq * heads * hd, 5);
-    auto dq = random_mirror<T>(gpu, batch * tq * qkv, 6);
-    auto dkv = random_mirror<T>(gpu, batch * tk * 2 * kv_heads * hd, 7);
+    auto q = random_mirror<T, G>(gpu, batch * tq * qkv, 1);
+    auto kv = random_mirror<T, G>(gpu, batch * tk * 2 * kv_heads * hd, 2);
+    auto out = random_mirror<T, G>(gpu, batch * tq * heads * hd, 3);
+    auto lse = random_mirror<T>(gpu, batch * heads * tq, 4);
+    auto dout = random_mirror<T, G>(gpu, batch * tq * heads * hd, 5);
+    auto dq = random_mirror<T, G>(gpu, batch * tq * qkv, 6);
+    auto dkv = random_mirror<T, G>(gpu, batch * tk * 2 * kv_heads * hd, 7);
     const index_t kv_row = 2 * kv_heads * hd;
     on_both(cpu, gpu, [&](auto& be) {
-      using P = HeadLayout<const T>;
+      using E = std::remove_pointer_t<decltype(q.on(be))>;
+      using P = HeadLayout<const E>;
       const P ql{q.on(be), tq * qkv, qkv}, kl{kv.on(be), tk * kv_row, kv_row},
           vl{kv.on(be) + kv_heads * hd, tk * kv_row, kv_row};
       attention_forward(be, out.on(be), lse.on(be), ql, kl, vl, batch, tq, tk, heads, kv_heads, hd);
-      const HeadLayout<T> dql{dq.on(be), tq * qkv, qkv}, dkl{dkv.on(be), tk * kv_row, kv_row},
+      const HeadLayout<E> dql{dq.on(be), tq * qkv, qkv}, dkl{dkv.on(be), tk * kv_row, kv_row},
           dvl{dkv.on(be) + kv_heads * hd, tk * kv_row, kv_row};
-      attention_backward(be, dql, dkl, dvl, dout.on(be), out.on(be), lse.on(be), ql, kl, vl, batch,
-                         tq, tk, heads, kv_heads, hd);
+      attention_backward(be, dql, dkl, dvl, static_cast<const E*>(dout.on(be)),
+                         static_cast<const E*>(out.on(be)), lse.on(be), ql, kl, vl, batch, tq, tk,
+                         heads, kv_heads, hd);
     });
-    CHECK(out.error(gpu) < tolerance<T>());
-    CHECK(lse.error(gpu) < tolerance<T>());
-    CHECK(dq.error(gpu) < tolerance<T>());
-    CHECK(dkv.error(gpu) < tolerance<T>());
+    CHECK(out.error(gpu) < tolerance);
+    CHECK(lse.error(gpu) < tolerance);
+    CHECK(dq.error(gpu) < tolerance);
+    CHECK(dkv.error(gpu) < tolerance);
+  }
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("Cuda attention matches the Cpu attention with grouped heads and a cache",
+                   "[cuda]", float, double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  Cuda gpu;
+  check_attention<TestType>(gpu, tolerance<TestType>());
+}
+
+// bf16 and TF32 attention (tensor cores on sm_80 or newer) against the fp32
+// reference on the same values. Their products round P and dS to the operand
+// type (8 or 11 significant bits) and bf16 outputs round once more: 2e-2 for
+// bf16, 1e-2 for TF32 (as for TF32 GEMMs). The CUDA-core kernels on bf16
+// round only the outputs. A wrong tile, mask or scale gives errors of order 1.
+TEST_CASE("Cuda bf16 and TF32 attention match the Cpu fp32 attention", "[cuda][bf16]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  Cuda gpu;
+  SECTION("bf16, tensor cores where the device has them") {
+    check_attention<bf16>(gpu, 2e-2);
+  }
+  SECTION("bf16, CUDA cores") {
+    gpu.set_attention_kernels(gpu::AttentionKernels::CudaCores);
+    check_attention<bf16>(gpu, 1e-2);
+  }
+  SECTION("fp32 under TF32, tensor cores where the device has them") {
+    gpu.set_gemm_precision(gpu::GemmPrecision::Tf32);
+    check_attention<float>(gpu, 1e-2);
   }
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 // Causal grouped-query attention (the contract and formulas of
 // backend/cpu/attention.hpp): the forward keeps the row log-sum-exp, the
-// backward recomputes the probabilities from it. On a GPU, head sizes with a
-// flash kernel (flash_attention.cuh) take it; everything else, and Thrust's
+// backward recomputes the probabilities from it. On a GPU, bf16 models and
+// fp32 models under TF32 take the tensor-core kernels
+// (tensor_core_attention.cuh) where those serve, other head sizes with a
+// flash kernel (flash_attention.cuh) take that; everything else, and Thrust's
 // host systems, run the same algorithm untiled as portable loops: one index
 // per (batch, head, query) row for the forward and for dQ, one per
 // (batch, kv head, key) row for dK and dV, which sums over the group's heads
@@ -11,6 +13,7 @@
 #include "nla/backend/cuda/cuda.cuh"
 #include "nla/backend/cuda/flash_attention.cuh"
 #include "nla/backend/cuda/math.cuh"
+#include "nla/backend/cuda/tensor_core_attention.cuh"
 #include "nla/core/head_layout.hpp"
 #include "nla/core/scalar.hpp"
 
@@ -62,6 +65,9 @@ void attention_forward(Cuda& backend, T* out, accum_t<T>* lse, HeadLayout<const 
   using A = accum_t<T>;
   const A scale = A(1) / math::sqrt(A(head_dim));
 #if NLA_CUDA_DEVICE_SYSTEM
+  if (tensor_core_attention::forward(backend, out, lse, q, k, v, batch, tq, tk, heads, kv_heads,
+                                     head_dim, scale))
+    return;
   if (flash::forward(backend, out, lse, q, k, v, batch, tq, tk, heads, kv_heads, head_dim, scale))
     return;
 #endif
@@ -103,6 +109,9 @@ void attention_backward(Cuda& backend, HeadLayout<T> dq, HeadLayout<T> dk, HeadL
   DeviceScratch<A> delta_buffer(backend, batch * heads * tq);  // delta_t = dO_t . O_t
   A* delta = delta_buffer.data();
 #if NLA_CUDA_DEVICE_SYSTEM
+  if (tensor_core_attention::backward(backend, dq, dk, dv, delta, dout, out, lse, q, k, v, batch,
+                                      tq, tk, heads, kv_heads, head_dim, scale))
+    return;
   if (flash::backward(backend, dq, dk, dv, delta, dout, out, lse, q, k, v, batch, tq, tk, heads,
                       kv_heads, head_dim, scale))
     return;

@@ -172,6 +172,19 @@ class TemporaryCache {
 // inputs, fp32 accumulation). Ignored by the portable fallback.
 enum class GemmPrecision { Fp32, Tf32 };
 
+// Which kernels run causal attention where both could: TensorCores (bf16
+// models, and fp32 models under GemmPrecision::Tf32, on sm_80 or newer with
+// head size 16, 32 or 64: tensor_core_attention.cuh) or CudaCores (fp32
+// arithmetic throughout: flash_attention.cuh). Other cases take the CUDA-core
+// kernels either way.
+enum class AttentionKernels { TensorCores, CudaCores };
+
+// What the kernels ask of the device, read once per backend.
+struct DeviceInfo {
+  int compute_capability = 0;               // 10 * major + minor: 90 for an H100
+  std::size_t shared_memory_per_block = 0;  // with the opt-in beyond 48 KiB
+};
+
 class Cuda {
  public:
   static constexpr const char* kName = "cuda";
@@ -181,11 +194,15 @@ class Cuda {
 
   Cuda() : state_(make_state()) {}
   // A copy gets its own stream and handles, and the same settings.
-  Cuda(const Cuda& other) : state_(make_state()), gemm_precision_(other.gemm_precision_) {}
+  Cuda(const Cuda& other)
+      : state_(make_state()),
+        gemm_precision_(other.gemm_precision_),
+        attention_kernels_(other.attention_kernels_) {}
   // Keeps its own stream and handles (recreated if this one was moved from).
   Cuda& operator=(const Cuda& other) {
     if (!state_) state_ = make_state();
     gemm_precision_ = other.gemm_precision_;
+    attention_kernels_ = other.attention_kernels_;
     return *this;
   }
   Cuda(Cuda&&) noexcept = default;
@@ -219,12 +236,22 @@ class Cuda {
     gemm_precision_ = p;
   }
 
+  AttentionKernels attention_kernels() const {
+    return attention_kernels_;
+  }
+  void set_attention_kernels(AttentionKernels a) {
+    attention_kernels_ = a;
+  }
+
 #if NLA_CUDA_DEVICE_SYSTEM
   cudaStream_t stream() const {
     return state_->stream;
   }
   CublasLt& blas() {
     return state_->blas;
+  }
+  const DeviceInfo& device_info() const {
+    return state_->device;
   }
 
   static void check(cudaError_t status, const char* what) {
@@ -240,10 +267,21 @@ class Cuda {
 #if NLA_CUDA_DEVICE_SYSTEM
     cudaStream_t stream = nullptr;
     CublasLt blas;
+    DeviceInfo device;
     // A blocking stream: work on the legacy default stream (buffer resizes
     // and copies, which Thrust runs there synchronously) waits for it.
     State() {
       check(cudaStreamCreate(&stream), "cudaStreamCreate");
+      int id = 0, major = 0, minor = 0, shared = 0;
+      check(cudaGetDevice(&id), "cudaGetDevice");
+      check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, id),
+            "cudaDeviceGetAttribute");
+      check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, id),
+            "cudaDeviceGetAttribute");
+      check(cudaDeviceGetAttribute(&shared, cudaDevAttrMaxSharedMemoryPerBlockOptin, id),
+            "cudaDeviceGetAttribute");
+      device.compute_capability = 10 * major + minor;
+      device.shared_memory_per_block = std::size_t(shared);
     }
     ~State() {
       cudaStreamSynchronize(stream);
@@ -258,6 +296,7 @@ class Cuda {
 
   std::unique_ptr<State> state_;
   GemmPrecision gemm_precision_ = GemmPrecision::Fp32;
+  AttentionKernels attention_kernels_ = AttentionKernels::TensorCores;
 };
 
 // The stream a device communicator must enqueue behind (Communicator::set_queue);
