@@ -363,9 +363,9 @@ TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match t
 // Attention forward and backward over cases that reach every path: on a GPU
 // head sizes 16, 32 and 64 take the flash or tensor-core kernels (query
 // counts across several 64-row blocks and key tiles, with cached keys,
-// grouped and multi-query heads, one-token decoding) and 4 the portable
-// loops. The Cuda backend runs G (fp32, fp64, bf16), the Cpu reference
-// accum_t<G> from the same values.
+// grouped and multi-query heads, one-token decoding, rows that start
+// unaligned) and 4 the portable loops. The Cuda backend runs G (fp32, fp64, bf16), the Cpu
+// reference accum_t<G> from the same values.
 namespace {
 template <class G>
 void check_attention(Cuda& gpu, double tolerance) {
@@ -373,34 +373,36 @@ void check_attention(Cuda& gpu, double tolerance) {
   Cpu cpu;
   struct Case {
     index_t batch, tq, tk, heads, kv_heads, hd;
+    index_t shift = 0;  // q, k, v and their gradients start this many elements in
   };
   const Case cases[] = {{2, 3, 5, 4, 2, 4},
-                        {2, 70, 100, 4, 2, 16},
+                        {2, 70, 100, 4, 2, 16, 1},
                         {1, 130, 130, 2, 1, 64},
                         {3, 1, 37, 4, 4, 32},
                         {2, 129, 200, 4, 2, 64}};
   for (const Case& c : cases) {
     const index_t batch = c.batch, tq = c.tq, tk = c.tk, heads = c.heads, kv_heads = c.kv_heads,
-                  hd = c.hd;
+                  hd = c.hd, shift = c.shift;
     INFO("batch " << batch << ", " << tq << " queries over " << tk << " keys, " << heads
-                  << " heads over " << kv_heads << ", head_dim " << hd);
+                  << " heads over " << kv_heads << ", head_dim " << hd << ", shift " << shift);
     const index_t qkv = (heads + 2 * kv_heads) * hd;  // fused row: q | k | v
-    auto q = random_mirror<T, G>(gpu, batch * tq * qkv, 1);
-    auto kv = random_mirror<T, G>(gpu, batch * tk * 2 * kv_heads * hd, 2);
+    auto q = random_mirror<T, G>(gpu, batch * tq * qkv + shift, 1);
+    auto kv = random_mirror<T, G>(gpu, batch * tk * 2 * kv_heads * hd + shift, 2);
     auto out = random_mirror<T, G>(gpu, batch * tq * heads * hd, 3);
     auto lse = random_mirror<T>(gpu, batch * heads * tq, 4);
     auto dout = random_mirror<T, G>(gpu, batch * tq * heads * hd, 5);
-    auto dq = random_mirror<T, G>(gpu, batch * tq * qkv, 6);
-    auto dkv = random_mirror<T, G>(gpu, batch * tk * 2 * kv_heads * hd, 7);
+    auto dq = random_mirror<T, G>(gpu, batch * tq * qkv + shift, 6);
+    auto dkv = random_mirror<T, G>(gpu, batch * tk * 2 * kv_heads * hd + shift, 7);
     const index_t kv_row = 2 * kv_heads * hd;
     on_both(cpu, gpu, [&](auto& be) {
       using E = std::remove_pointer_t<decltype(q.on(be))>;
       using P = HeadLayout<const E>;
-      const P ql{q.on(be), tq * qkv, qkv}, kl{kv.on(be), tk * kv_row, kv_row},
-          vl{kv.on(be) + kv_heads * hd, tk * kv_row, kv_row};
+      const P ql{q.on(be) + shift, tq * qkv, qkv}, kl{kv.on(be) + shift, tk * kv_row, kv_row},
+          vl{kv.on(be) + shift + kv_heads * hd, tk * kv_row, kv_row};
       attention_forward(be, out.on(be), lse.on(be), ql, kl, vl, batch, tq, tk, heads, kv_heads, hd);
-      const HeadLayout<E> dql{dq.on(be), tq * qkv, qkv}, dkl{dkv.on(be), tk * kv_row, kv_row},
-          dvl{dkv.on(be) + kv_heads * hd, tk * kv_row, kv_row};
+      const HeadLayout<E> dql{dq.on(be) + shift, tq * qkv, qkv},
+          dkl{dkv.on(be) + shift, tk * kv_row, kv_row},
+          dvl{dkv.on(be) + shift + kv_heads * hd, tk * kv_row, kv_row};
       attention_backward(be, dql, dkl, dvl, static_cast<const E*>(dout.on(be)),
                          static_cast<const E*>(out.on(be)), lse.on(be), ql, kl, vl, batch, tq, tk,
                          heads, kv_heads, hd);

@@ -21,6 +21,7 @@
 // fixed and there are no atomics, so results are deterministic.
 
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 
 #include "nla/backend/cuda/cuda.cuh"
@@ -217,11 +218,28 @@ __device__ void zero(Accumulator<T> (&acc)[N / 16]) {
 
 // Rows row0 .. row0 + n - 1 of head `head` of batch entry b into shared
 // memory [n, ld] as operands; rows at or past `rows` are zero. The whole
-// block shares the copy, consecutive threads on consecutive channels.
+// block shares the copy, consecutive threads on consecutive channels, 16
+// bytes a load where the rows start 16-byte aligned (fused QKV rows and
+// dense heads of GPT-2 shapes do), one element otherwise. The test is the
+// same for every thread of the block.
 template <class T, int D>
 __device__ void stage_rows(typename Operand<T>::Stored* dst, int ld, HeadLayout<const T> src,
                            index_t b, index_t head, index_t row0, index_t rows, int n) {
+  constexpr int kVector = int(16 / sizeof(T));  // elements per 16-byte load
+  static_assert(D % kVector == 0, "rows must split into 16-byte pieces");
   const T* base = src.data + b * src.batch_stride + head * D;
+  if (reinterpret_cast<std::uintptr_t>(base) % 16 == 0 && src.row_stride % kVector == 0) {
+    for (int e = threadIdx.x; e < n * (D / kVector); e += kThreads) {
+      const int j = e / (D / kVector), i = e % (D / kVector) * kVector;
+      const index_t row = row0 + j;
+      uint4 raw = make_uint4(0, 0, 0, 0);  // all-zero bits: +0 in bf16 and fp32
+      if (row < rows) raw = *reinterpret_cast<const uint4*>(base + row * src.row_stride + i);
+      const T* values = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+      for (int c = 0; c < kVector; ++c) dst[j * ld + i + c] = Operand<T>::from_model(values[c]);
+    }
+    return;
+  }
   for (int e = threadIdx.x; e < n * D; e += kThreads) {
     const int j = e / D, i = e % D;
     const index_t row = row0 + j;
