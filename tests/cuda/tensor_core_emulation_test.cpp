@@ -120,7 +120,8 @@ Errors run_case(const Case& c) {
     for (index_t h = 0; h < heads; ++h)
       for (index_t t = 0; t < tq; ++t) {
         const index_t g = h / group, visible = std::min(tk, t + past + 1);
-        std::vector<double> s_row(static_cast<std::size_t>(visible)), o(static_cast<std::size_t>(hd));
+        std::vector<double> s_row(static_cast<std::size_t>(visible)),
+            o(static_cast<std::size_t>(hd));
         double max = -INFINITY;
         for (index_t s = 0; s < visible; ++s) {
           double dot = 0;
