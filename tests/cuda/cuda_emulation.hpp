@@ -5,8 +5,10 @@
 // translation unit of its own.
 //   - A block runs as real threads, one per CUDA thread; __syncthreads and
 //     __syncwarp are barriers. Shuffles and votes meet at a rendezvous of
-//     relaxed atomics, which (like the hardware's) orders no memory, so
-//     ThreadSanitizer still sees a missing __syncwarp.
+//     relaxed atomics between sequentially consistent fences: enough for
+//     the exchange slots by the C++ memory model, yet ThreadSanitizer (which
+//     does not model fences) sees no happens-before there, so a missing
+//     __syncwarp still shows as a race (a manual run; CI does not use TSan).
 //   - Shared memory starts as NaN bytes at every block, so a read of
 //     anything not written shows in the results.
 //   - A WMMA fragment holds its whole tile in every lane (row-major, values
@@ -15,8 +17,8 @@
 //     TF32 operands were rounded to TF32. A store writes each element from
 //     a lane other than the one that reads it back in the kernels, so a
 //     missing __syncwarp is a race between threads here too.
-//   - Products sum in double: what tensor cores compute, up to the order of
-//     the fp32 accumulation.
+//   - Products sum in double: more accurate than the hardware's fp32
+//     accumulation, so the tolerances here are no looser than on a GPU.
 // What this cannot check: the hardware's fragment layouts (the kernels never
 // depend on them), timing, and the host-side launch code.
 
@@ -24,6 +26,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -46,7 +49,8 @@ struct dim3 {
 inline thread_local dim3 threadIdx;
 inline dim3 blockIdx;
 
-struct uint4 {
+// may_alias: the kernels copy 16-byte pieces of bf16/fp32 rows through it.
+struct __attribute__((aligned(16), may_alias)) uint4 {
   unsigned x, y, z, w;
 };
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) {
@@ -89,12 +93,15 @@ inline int warp() {
   return int(threadIdx.x / 32);
 }
 
-// Every lane of this warp arrives before any leaves; relaxed, so it orders
-// nothing but the exchange slots it is read with.
+// Every lane of this warp arrives before any leaves. The fences make the
+// exchange slots written before it visible after it (fence-fence
+// synchronisation through the arrival counter).
 inline void rendezvous() {
   const unsigned target = ++rendezvous_count * 32;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   arrivals[warp()].fetch_add(1, std::memory_order_relaxed);
   while (arrivals[warp()].load(std::memory_order_relaxed) < target) sched_yield();
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 inline std::uint32_t swap_with(int partner, std::uint32_t mine) {
@@ -175,7 +182,7 @@ enum layout_t { mem_row_major, mem_col_major };
 // Round to nearest, ties away from zero, on the 13 bits TF32 drops (as
 // cvt.rna.tf32.f32 does).
 inline float __float_to_tf32(float x) {
-  if (!cuda_emulation::round_tf32) return x;
+  if (!cuda_emulation::round_tf32 || !std::isfinite(x)) return x;
   std::uint32_t u;
   std::memcpy(&u, &x, 4);
   u = (u + 0x1000u) & ~0x1fffu;
