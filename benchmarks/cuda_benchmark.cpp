@@ -6,6 +6,8 @@
 //                                         (LM-head GEMMs on unaligned rows)
 //   TrainStep/gpt2-124m/{tf32,bf16}/cuda-core-attention  the same, attention
 //                                         on the CUDA-core flash kernels
+//   TrainStep/gpt2-124m/bf16/separate-epilogues  the same, bias and GELU as
+//                                         kernels of their own
 //   TrainStep/small/{fp32,bf16}           batch 64, context 128
 //   Generate/gpt2-124m/bf16               batch 64, prompt 64, 64 new tokens,
 //                                         tokens drawn on the device
@@ -91,11 +93,15 @@ int main(int argc, char** argv) {
         Case{"small", "fp32", 64}, Case{"small", "bf16", 64}})
     add(std::string("TrainStep/") + c.preset + "/" + c.precision,
         [c](benchmark::State& s) { train_step(s, c); });
-  bench::TrainStepOptions unpadded, cuda_cores;
+  bench::TrainStepOptions unpadded, cuda_cores, separate_epilogues;
   unpadded.logits_padding = 1;
   cuda_cores.tensor_core_attention = false;
+  separate_epilogues.gemm_epilogues = false;
   add("TrainStep/gpt2-124m/bf16/unpadded-logits", [unpadded](benchmark::State& s) {
     train_step(s, Case{"gpt2-124m", "bf16", 16, unpadded});
+  });
+  add("TrainStep/gpt2-124m/bf16/separate-epilogues", [separate_epilogues](benchmark::State& s) {
+    train_step(s, Case{"gpt2-124m", "bf16", 16, separate_epilogues});
   });
   for (const char* precision : {"tf32", "bf16"})
     add(std::string("TrainStep/gpt2-124m/") + precision + "/cuda-core-attention",

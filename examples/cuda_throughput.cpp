@@ -33,7 +33,7 @@ using json = nlohmann::json;
 
 struct Args {
   std::string task = "train", config = "gpt2-124m", precision = "bf16", draws = "device";
-  std::string attention = "tensor-cores";
+  std::string attention = "tensor-cores", epilogues = "fused";
   index_t batch = 16, prompt = 64, new_tokens = 64;
   index_t steps = 20, warmup = 3, windows = 1;
   index_t logits_padding = kAlignedLogitsPadding;
@@ -75,6 +75,7 @@ json run(const Args& a) {
     bench::TrainStepOptions options;
     options.logits_padding = a.logits_padding;
     options.tensor_core_attention = a.attention == "tensor-cores";
+    options.gemm_epilogues = a.epilogues == "fused";
     bench::TrainStepWorkload work(config, a.batch, precision, a.seed, options);
     double loss = 0;
     const double s = time_calls(
@@ -85,6 +86,7 @@ json run(const Args& a) {
     out.update({{"context", config.context_length},
                 {"logits_padding", a.logits_padding},
                 {"attention", a.attention},
+                {"epilogues", a.epilogues},
                 {"final_loss", loss},
                 {"step_ms", 1e3 * s},
                 {"tokens_per_s", tokens_per_s},
@@ -132,6 +134,10 @@ int main(int argc, char** argv) {
                  "train: tensor-cores (bf16 and tf32 where the GPU has them) or cuda-cores "
                  "(the fp32 flash kernels)")
       ->check(CLI::IsMember({"tensor-cores", "cuda-cores"}));
+  app.add_option("--epilogues", a.epilogues,
+                 "train: fused (bias and GELU in cuBLASLt's GEMM epilogues) or separate "
+                 "(kernels of their own)")
+      ->check(CLI::IsMember({"fused", "separate"}));
   app.add_option("--steps", a.steps, "timed steps (or generations) per window")
       ->check(CLI::PositiveNumber);
   app.add_option("--warmup", a.warmup, "untimed steps first")->check(CLI::NonNegativeNumber);

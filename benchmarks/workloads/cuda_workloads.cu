@@ -75,6 +75,7 @@ class TrainStepOf final : public TrainStepWorkload::Model {
     model_.backend().set_attention_kernels(step.tensor_core_attention
                                                ? gpu::AttentionKernels::TensorCores
                                                : gpu::AttentionKernels::CudaCores);
+    model_.backend().set_gemm_epilogues(step.gemm_epilogues);
     // Targets are the tokens shifted by one, as in language-model training.
     const index_t n = batch * config.context_length;
     const auto ids = random_ids(n + 1, config.vocab_size, seed);

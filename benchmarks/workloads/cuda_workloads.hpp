@@ -90,6 +90,9 @@ struct TrainStepOptions {
   // false: attention on the CUDA-core kernels even where the tensor-core
   // ones serve (bf16, TF32).
   bool tensor_core_attention = true;
+  // false: bias and GELU as kernels of their own, not in cuBLASLt's GEMM
+  // epilogues (Cuda::set_gemm_epilogues).
+  bool gemm_epilogues = true;
 };
 
 // One LmTrainer step on fixed tokens.

@@ -151,6 +151,60 @@ TEMPLATE_TEST_CASE("Cuda GEMM with a bias epilogue matches the Cpu GEMM plus bia
       }
 }
 
+// GELU in the GEMM's epilogue (gemm_bias_gelu, then gemm_gelu_grad on the h
+// it wrote) against the Cpu's GEMM, bias and GELU. On a GPU, n = 16 with an
+// aligned bias or none takes cuBLASLt's GELU_AUX(_BIAS) and DGELU epilogues;
+// n = 12 (the aux matrix's leading dimension must be a multiple of 8), a bias
+// one element in, fp64 and a backend with epilogues off take the unfused
+// kernels. The Cuda backend runs G, the Cpu accum_t<G>. fp32 tolerance 1e-4:
+// cuBLASLt's GELU evaluates tanh its own way.
+namespace {
+template <class G>
+void check_gelu_epilogues(double tolerance) {
+  using T = accum_t<G>;
+  Cpu cpu;
+  Cuda gpu;
+  const index_t m = 7, k = 9, pad = 3, aligned = index_t(16 / sizeof(G)), no_bias = -1;
+  auto bias = random_mirror<T, G>(gpu, 16 + aligned, 4);
+  for (bool fused : {true, false})
+    for (index_t n : {index_t(16), index_t(12)})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true})
+          for (index_t offset : {index_t(0), aligned, index_t(1), no_bias}) {
+            CAPTURE(fused, n, ta, tb, offset);
+            gpu.set_gemm_epilogues(fused);
+            const index_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad;
+            auto a = random_mirror<T, G>(gpu, (ta ? k : m) * lda, 1);
+            auto b = random_mirror<T, G>(gpu, (tb ? n : k) * ldb, 2);
+            auto h = random_mirror<T, G>(gpu, m * n, 3);
+            auto c = random_mirror<T, G>(gpu, m * n, 5);
+            // The gradient GEMM reuses a and b as its dy and W.
+            auto dh = random_mirror<T, G>(gpu, m * n, 6);
+            on_both(cpu, gpu, [&](auto& be) {
+              const auto* bias_ptr = offset == no_bias ? nullptr : bias.on(be) + offset;
+              gemm_bias_gelu(be, ta, tb, m, n, k, a.on(be), lda, b.on(be), ldb, bias_ptr, h.on(be),
+                             c.on(be));
+              gemm_gelu_grad(be, ta, tb, m, n, k, a.on(be), lda, b.on(be), ldb, h.on(be),
+                             dh.on(be));
+            });
+            CHECK(h.error(gpu) < tolerance);
+            CHECK(c.error(gpu) < tolerance);
+            CHECK(dh.error(gpu) < tolerance);
+          }
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("Cuda GEMMs with GELU epilogues match the Cpu GEMM and GELU", "[cuda]", float,
+                   double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  check_gelu_epilogues<TestType>(std::is_same<TestType, double>::value ? 1e-12 : 1e-4);
+}
+
+TEST_CASE("Cuda bf16 GEMMs with GELU epilogues match the Cpu fp32 GEMM and GELU", "[cuda][bf16]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  check_gelu_epilogues<bf16>(2e-2);
+}
+
 TEMPLATE_TEST_CASE("Cuda element-wise kernels match the Cpu ones", "[cuda]", float, double) {
   NLA_SKIP_WITHOUT_DEVICE();
   using T = TestType;

@@ -41,9 +41,10 @@ struct Errors {
 struct Relative {
   double diff = 0, scale = 0;
   void add(double reference, double got) {
-    // Written so that a NaN (in either) makes the error infinite.
-    const double d = std::isfinite(got) ? std::abs(reference - got) : INFINITY;
-    if (!(d <= diff)) diff = std::isnan(d) ? INFINITY : d;
+    // A NaN or Inf in either makes the error infinite.
+    const double d =
+        std::isfinite(got) && std::isfinite(reference) ? std::abs(reference - got) : INFINITY;
+    diff = std::max(diff, d);
     scale = std::max(scale, std::abs(reference));
   }
   double value() const { return diff / (1 + scale); }

@@ -47,13 +47,21 @@ class Linear {
     linear_forward(backend, y, x, p.span(weight_first_, weight_last_), bias(p));
   }
 
+  // x: [n, in] -> h = x W^T + b, y = gelu(h): [n, out] each.
+  void forward_gelu(B& backend, const ParameterSet<T, B>& p, TensorView<T, B> y, TensorView<T, B> h,
+                    ConstView<T, B> x) const {
+    linear_gelu_forward(backend, y, h, x, p.span(weight_first_, weight_last_), bias(p));
+  }
+
   // dx: [n, in] overwritten (empty: skipped); parameter gradients accumulate.
+  // With gelu_input (the h of the forward_gelu that produced x), dx is the
+  // gradient at h: the GELU's backward rides in the same GEMM.
   void backward(B& backend, ParameterSet<T, B>& p, TensorView<T, B> dx, ConstView<T, B> dy,
-                ConstView<T, B> x) const {
+                ConstView<T, B> x, ConstView<T, B> gelu_input = {}) const {
     TensorView<T, B> dbias;
     if (bias_first_ >= 0) dbias = p.grad_span(bias_first_, bias_last_);
     linear_backward(backend, dx, p.grad_span(weight_first_, weight_last_), dbias, dy, x,
-                    p.span(weight_first_, weight_last_));
+                    p.span(weight_first_, weight_last_), gelu_input);
   }
 
  private:

@@ -3,6 +3,9 @@
 //   Gelu:   y = W2 gelu(W1 x + b1) + b2              (GPT-2: c_fc, c_proj)
 //   SwiGlu: y = Wd (silu(Wg x) * (Wu x))             (Llama: gate, up, down)
 // gate and up are adjacent parameters and run as one GEMM into [n, 2 f].
+// The GELU rides in the GEMMs around it (linear_gelu_forward, and
+// linear_backward's gelu_input), which the Cuda backend fuses into cuBLASLt's
+// epilogues.
 
 #include <string>
 
@@ -21,7 +24,8 @@ struct MlpCache {
 
 template <class T, class B>
 struct MlpScratch {
-  Tensor<T, B> dhidden, dactivated;
+  Tensor<T, B> dhidden;
+  Tensor<T, B> dactivated;  // SwiGlu only
 };
 
 template <class B, class T>
@@ -49,11 +53,12 @@ class Mlp {
     const index_t n = x.rows();
     cache.hidden.resize(Shape{n, up_.out_features()});
     cache.activated.resize(Shape{n, f_});
-    up_.forward(backend, p, cache.hidden.view(), x);
-    if (kind_ == MlpKind::Gelu)
-      gelu_forward(backend, cache.activated.view(), cache.hidden.view());
-    else
+    if (kind_ == MlpKind::Gelu) {
+      up_.forward_gelu(backend, p, cache.activated.view(), cache.hidden.view(), x);
+    } else {
+      up_.forward(backend, p, cache.hidden.view(), x);
       swiglu_forward(backend, cache.activated.view(), cache.hidden.view());
+    }
     down_.forward(backend, p, y, cache.activated.view());
   }
 
@@ -61,13 +66,14 @@ class Mlp {
   void backward(B& backend, ParameterSet<T, B>& p, TensorView<T, B> dx, ConstView<T, B> dy,
                 ConstView<T, B> x, const MlpCache<T, B>& cache, MlpScratch<T, B>& s) const {
     const index_t n = x.rows();
-    s.dactivated.resize(Shape{n, f_});
     s.dhidden.resize(Shape{n, up_.out_features()});
-    down_.backward(backend, p, s.dactivated.view(), dy, cache.activated.view());
-    if (kind_ == MlpKind::Gelu)
-      gelu_backward(backend, s.dhidden.view(), s.dactivated.view(), cache.hidden.view());
-    else
+    if (kind_ == MlpKind::Gelu) {
+      down_.backward(backend, p, s.dhidden.view(), dy, cache.activated.view(), cache.hidden.view());
+    } else {
+      s.dactivated.resize(Shape{n, f_});
+      down_.backward(backend, p, s.dactivated.view(), dy, cache.activated.view());
       swiglu_backward(backend, s.dhidden.view(), s.dactivated.view(), cache.hidden.view());
+    }
     up_.backward(backend, p, dx, s.dhidden.view(), x);
   }
 

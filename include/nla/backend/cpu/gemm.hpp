@@ -57,5 +57,27 @@ void gemm_bias(Cpu& cpu, bool transpose_a, bool transpose_b, index_t m, index_t 
   add_bias(cpu, c, bias, m, n);
 }
 
+// h[m, n] = op(A) op(B) (+ bias, unless null), c = gelu(h), both contiguous:
+// the first half of a GELU MLP, keeping the pre-activation for the backward.
+// The Cuda backend fuses the GELU into the GEMM's epilogue.
+template <class T>
+void gemm_bias_gelu(Cpu& cpu, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
+                    const T* a, index_t lda, const T* b, index_t ldb, const T* bias, T* h, T* c) {
+  if (bias)
+    gemm_bias(cpu, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, bias, h);
+  else
+    gemm(cpu, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), h, n);
+  gelu_forward(cpu, c, h, m * n);
+}
+
+// c[m, n] = (op(A) op(B)) .* gelu'(h), contiguous: the gradient through a
+// linear layer into the GELU that fed it, h being the GELU's input.
+template <class T>
+void gemm_gelu_grad(Cpu& cpu, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
+                    const T* a, index_t lda, const T* b, index_t ldb, const T* h, T* c) {
+  gemm(cpu, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
+  gelu_backward(cpu, c, c, h, m * n);
+}
+
 }  // namespace cpu
 }  // namespace nla

@@ -29,9 +29,13 @@ inline void check_cublas(cublasStatus_t status, const char* what) {
 
 // Everything a plan depends on: types, operations, column-major sizes,
 // leading dimensions, the pointers' alignment (the heuristic may pick
-// vectorised kernels only for 16-byte aligned operands) and the epilogue
-// (CUBLASLT_EPILOGUE_DEFAULT, or _BIAS: a bias vector over D's rows added in
-// the GEMM's epilogue; its pointer is set on the descriptor before each call).
+// vectorised kernels only for 16-byte aligned operands) and the epilogue:
+//   CUBLASLT_EPILOGUE_DEFAULT    D = first * second
+//   _BIAS                        D = first * second + bias (over D's rows)
+//   _GELU_AUX(_BIAS)             aux = first * second (+ bias), D = gelu(aux)
+//   _DGELU                       D = (first * second) .* gelu'(aux)
+// aux has D's type and layout (AUX_LD = ld_out). The bias and aux pointers
+// are set on the descriptor before each call (EpiloguePointers).
 struct GemmKey {
   int data_type, compute_type;
   bool transpose_first, transpose_second;
@@ -56,6 +60,14 @@ struct GemmPlan {
   bool found = false;
 };
 
+// The vectors and matrices an epilogue reads or writes; null where unused.
+// Their alignment must be what the plan was made with: the heuristic picks
+// kernels by the pointers it is shown.
+struct EpiloguePointers {
+  const void* bias = nullptr;
+  const void* aux = nullptr;
+};
+
 class CublasLt {
  public:
   static constexpr std::size_t kWorkspaceBytes = std::size_t(32) << 20;
@@ -76,10 +88,13 @@ class CublasLt {
   void* workspace() const { return workspace_; }
 
   // Column-major D[rows, cols] = op(first)[rows, inner] op(second)[inner, cols]
-  // (+ the key's epilogue).
-  const GemmPlan& plan(const GemmKey& k) {
+  // (+ the key's epilogue), ready to run with `pointers`.
+  const GemmPlan& plan(const GemmKey& k, const EpiloguePointers& pointers = {}) {
     const auto found = plans_.find(k);
-    if (found != plans_.end()) return found->second;
+    if (found != plans_.end()) {
+      if (found->second.found) set_pointers(found->second, k, pointers);
+      return found->second;
+    }
     GemmPlan p;
     const auto type = static_cast<cudaDataType_t>(k.data_type);
     const auto scale_type = type == CUDA_R_64F ? CUDA_R_64F : CUDA_R_32F;
@@ -99,6 +114,13 @@ class CublasLt {
       check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
                                                   sizeof(epilogue)),
                    "cublasLtMatmulDescSetAttribute(EPILOGUE)");
+      if (uses_aux(k.epilogue)) {
+        const std::int64_t aux_ld = k.ld_out;
+        check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD,
+                                                    &aux_ld, sizeof(aux_ld)),
+                     "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_LD)");
+      }
+      set_pointers(p, k, pointers);
     }
     // Stored shapes, before the operation is applied.
     const auto r1 = k.transpose_first ? k.inner : k.rows, c1 = k.transpose_first ? k.rows : k.inner;
@@ -124,23 +146,42 @@ class CublasLt {
         handle_, p.desc, p.first, p.second, p.out, p.out, pref, 1, &result, &found_count);
     cublasLtMatmulPreferenceDestroy(pref);
     p.found = status == CUBLAS_STATUS_SUCCESS && found_count > 0;
-    // "No algorithm for this epilogue" is remembered, so the caller's
-    // unfused path runs without asking again; anything else is an error.
-    const bool none = status == CUBLAS_STATUS_NOT_SUPPORTED ||
-                      (status == CUBLAS_STATUS_SUCCESS && found_count == 0);
-    if (!p.found && none && k.epilogue != CUBLASLT_EPILOGUE_DEFAULT)
+    // An epilogue without an algorithm (which cuBLASLt may report as
+    // NOT_SUPPORTED, INVALID_VALUE or no result, by version and device) is
+    // remembered, so the caller's unfused path runs without asking again. A
+    // plain GEMM without one is an error.
+    if (!p.found && k.epilogue != CUBLASLT_EPILOGUE_DEFAULT)
       return plans_.emplace(k, p).first->second;
     if (!p.found) {
       destroy(p);
       NLA_FAIL("gemm", "cuBLASLt has no algorithm for [{}, {}] x [{}, {}] (ld {}, {}, {}): {}",
                k.rows, k.inner, k.inner, k.cols, k.ld_first, k.ld_second, k.ld_out,
-               cublasLtGetStatusString(status));
+               status == CUBLAS_STATUS_SUCCESS ? "no result" : cublasLtGetStatusString(status));
     }
     p.algo = result.algo;
     return plans_.emplace(k, p).first->second;
   }
 
  private:
+  static bool uses_aux(int epilogue) {
+    return epilogue == CUBLASLT_EPILOGUE_GELU_AUX || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS ||
+           epilogue == CUBLASLT_EPILOGUE_DGELU;
+  }
+  static bool uses_bias(int epilogue) {
+    return epilogue == CUBLASLT_EPILOGUE_BIAS || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+  }
+
+  static void set_pointers(const GemmPlan& p, const GemmKey& k, const EpiloguePointers& pointers) {
+    if (uses_bias(k.epilogue))
+      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                  &pointers.bias, sizeof(pointers.bias)),
+                   "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+    if (uses_aux(k.epilogue))
+      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                                  &pointers.aux, sizeof(pointers.aux)),
+                   "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)");
+  }
+
   static void destroy(GemmPlan& p) {
     cublasLtMatrixLayoutDestroy(p.first);
     cublasLtMatrixLayoutDestroy(p.second);

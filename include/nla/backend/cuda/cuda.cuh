@@ -168,8 +168,10 @@ class TemporaryCache {
   std::map<char*, std::ptrdiff_t> used_;
 };
 
-// How fp32 GEMMs run: exact fp32, or TF32 tensor cores (10-bit mantissa
-// inputs, fp32 accumulation). Ignored by the portable fallback.
+// How fp32 matrix products run: exact fp32, or TF32 tensor cores (10-bit
+// mantissa inputs, fp32 accumulation). Tf32 covers cuBLASLt's GEMMs and, with
+// AttentionKernels::TensorCores, the attention kernels' products. Ignored by
+// the portable fallbacks.
 enum class GemmPrecision { Fp32, Tf32 };
 
 // Which kernels run causal attention where both could: TensorCores (bf16
@@ -194,15 +196,11 @@ class Cuda {
 
   Cuda() : state_(make_state()) {}
   // A copy gets its own stream and handles, and the same settings.
-  Cuda(const Cuda& other)
-      : state_(make_state()),
-        gemm_precision_(other.gemm_precision_),
-        attention_kernels_(other.attention_kernels_) {}
+  Cuda(const Cuda& other) : state_(make_state()), settings_(other.settings_) {}
   // Keeps its own stream and handles (recreated if this one was moved from).
   Cuda& operator=(const Cuda& other) {
     if (!state_) state_ = make_state();
-    gemm_precision_ = other.gemm_precision_;
-    attention_kernels_ = other.attention_kernels_;
+    settings_ = other.settings_;
     return *this;
   }
   Cuda(Cuda&&) noexcept = default;
@@ -230,17 +228,26 @@ class Cuda {
   }
 
   GemmPrecision gemm_precision() const {
-    return gemm_precision_;
+    return settings_.gemm_precision;
   }
   void set_gemm_precision(GemmPrecision p) {
-    gemm_precision_ = p;
+    settings_.gemm_precision = p;
   }
 
   AttentionKernels attention_kernels() const {
-    return attention_kernels_;
+    return settings_.attention_kernels;
   }
   void set_attention_kernels(AttentionKernels a) {
-    attention_kernels_ = a;
+    settings_.attention_kernels = a;
+  }
+
+  // Whether GEMMs may fuse a bias and GELU into cuBLASLt's epilogues (gemm.cuh).
+  // On by default; off runs the unfused kernels, to time what fusion buys.
+  bool gemm_epilogues() const {
+    return settings_.gemm_epilogues;
+  }
+  void set_gemm_epilogues(bool on) {
+    settings_.gemm_epilogues = on;
   }
 
 #if NLA_CUDA_DEVICE_SYSTEM
@@ -270,8 +277,9 @@ class Cuda {
     DeviceInfo device;
     // A blocking stream: work on the legacy default stream (buffer resizes
     // and copies, which Thrust runs there synchronously) waits for it.
+    // The stream is created last: a constructor that throws runs no
+    // destructor, so nothing may need releasing after a failed check.
     State() {
-      check(cudaStreamCreate(&stream), "cudaStreamCreate");
       int id = 0, major = 0, minor = 0, shared = 0;
       check(cudaGetDevice(&id), "cudaGetDevice");
       check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, id),
@@ -282,6 +290,7 @@ class Cuda {
             "cudaDeviceGetAttribute");
       device.compute_capability = 10 * major + minor;
       device.shared_memory_per_block = std::size_t(shared);
+      check(cudaStreamCreate(&stream), "cudaStreamCreate");
     }
     ~State() {
       cudaStreamSynchronize(stream);
@@ -294,9 +303,15 @@ class Cuda {
     return std::make_unique<State>();
   }
 
+  // What a copy of the backend carries over.
+  struct Settings {
+    GemmPrecision gemm_precision = GemmPrecision::Fp32;
+    AttentionKernels attention_kernels = AttentionKernels::TensorCores;
+    bool gemm_epilogues = true;
+  };
+
   std::unique_ptr<State> state_;
-  GemmPrecision gemm_precision_ = GemmPrecision::Fp32;
-  AttentionKernels attention_kernels_ = AttentionKernels::TensorCores;
+  Settings settings_;
 };
 
 // The stream a device communicator must enqueue behind (Communicator::set_queue);

@@ -40,6 +40,21 @@ void gemm_portable(Cuda& backend, bool transpose_a, bool transpose_b, index_t m,
   });
 }
 
+// What the GEMM's epilogue does to P = alpha op(A) op(B) + beta C:
+//   None      C = P
+//   Bias      C = P + bias
+//   Gelu      aux = P (+ bias, if any), C = gelu(aux)
+//   GeluGrad  C = P .* gelu'(aux)
+// bias is [n] over C's rows; aux is [m, n] in C's layout.
+enum class EpilogueKind { None, Bias, Gelu, GeluGrad };
+
+template <class T>
+struct Epilogue {
+  EpilogueKind kind = EpilogueKind::None;
+  const T* bias = nullptr;
+  const T* aux = nullptr;  // written by Gelu, read by GeluGrad
+};
+
 #if NLA_CUDA_DEVICE_SYSTEM
 inline int pointer_alignment(const void* p) {
   const auto address = reinterpret_cast<std::uintptr_t>(p);
@@ -48,19 +63,48 @@ inline int pointer_alignment(const void* p) {
   return align;
 }
 
-// Runs the GEMM on cuBLASLt; with a bias, adds it in the epilogue
-// (CUBLASLT_EPILOGUE_BIAS: one pass over C instead of two). Returns false,
-// having done nothing, when cuBLASLt has no algorithm for that epilogue or
-// the bias is not 16-byte aligned: cuBLASLt takes no alignment preference
-// for the bias, so a misaligned one is left to the unfused path (parameters
-// are packed, so a bias after an odd-sized one can be misaligned).
+// The cuBLASLt epilogue of `e`, or CUBLASLT_EPILOGUE_DEFAULT.
+template <class T>
+int cublaslt_epilogue(const Epilogue<T>& e) {
+  switch (e.kind) {
+    case EpilogueKind::Bias:
+      return CUBLASLT_EPILOGUE_BIAS;
+    case EpilogueKind::Gelu:
+      return e.bias ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_GELU_AUX;
+    case EpilogueKind::GeluGrad:
+      return CUBLASLT_EPILOGUE_DGELU;
+    default:
+      return CUBLASLT_EPILOGUE_DEFAULT;
+  }
+}
+
+// Runs the GEMM on cuBLASLt with `epilogue` fused (one pass over C instead
+// of two or three). Returns false, having done nothing, where the fused form
+// is not on offer and the caller must run the unfused kernels:
+//   - epilogues are switched off (Cuda::set_gemm_epilogues);
+//   - a bias or aux matrix is not 16-byte aligned: cuBLASLt takes no
+//     alignment preference for them, and parameters are packed, so a bias
+//     after an odd-sized one can be misaligned;
+//   - GELU in fp64, or with n % 8 != 0 (the aux matrix's leading dimension
+//     must be a multiple of 8);
+//   - cuBLASLt has no algorithm for that epilogue.
+// GeluGrad uses DGELU, not DGELU_BGRAD: the latter writes the bias gradient,
+// where a linear layer's gradients accumulate.
 template <class T>
 bool gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n,
                    index_t k, T alpha, const T* a, index_t lda, const T* b, index_t ldb, T beta,
-                   T* c, index_t ldc, const T* bias = nullptr) {
+                   T* c, index_t ldc, const Epilogue<T>& epilogue = {}) {
   constexpr bool f64 = std::is_same<T, double>::value, b16 = std::is_same<T, bf16>::value;
   static_assert(f64 || b16 || std::is_same<T, float>::value,
                 "gemm: the cuBLASLt path takes float, double or bf16");
+  if (epilogue.kind != EpilogueKind::None) {
+    const bool gelu =
+        epilogue.kind == EpilogueKind::Gelu || epilogue.kind == EpilogueKind::GeluGrad;
+    if (!backend.gemm_epilogues()) return false;
+    if (epilogue.bias && pointer_alignment(epilogue.bias) < 16) return false;
+    if (epilogue.aux && pointer_alignment(epilogue.aux) < 16) return false;
+    if (gelu && (f64 || n % 8 != 0)) return false;
+  }
   // bf16 operands multiply on tensor cores with fp32 accumulation and fp32
   // alpha/beta; fp32 operands use TF32 tensor cores only when asked to.
   using Scale = std::conditional_t<f64, double, float>;
@@ -70,7 +114,6 @@ bool gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m,
                       : (!b16 && backend.gemm_precision() == GemmPrecision::Tf32)
                           ? CUBLAS_COMPUTE_32F_FAST_TF32
                           : CUBLAS_COMPUTE_32F;
-  if (bias && pointer_alignment(bias) < 16) return false;
   int align = pointer_alignment(a);
   align = std::min(align, pointer_alignment(b));
   align = std::min(align, pointer_alignment(c));
@@ -79,17 +122,14 @@ bool gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m,
   for (index_t ld : {lda, ldb, ldc})
     while (align > 1 && (ld * index_t(sizeof(T))) % align != 0) align /= 2;
   // Row-major C [m, n] is column-major D [n, m]: the bias over C's columns
-  // is a vector over D's rows, which is what the BIAS epilogue broadcasts.
-  const int epilogue = bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
-  const GemmKey key{data_type, compute, transpose_b, transpose_a, n,     m,
-                    k,         ldb,     lda,         ldc,         align, epilogue};
+  // is a vector over D's rows, which is what the epilogues broadcast, and
+  // aux [m, n] row-major is D's layout with AUX_LD = ldc.
+  const GemmKey key{data_type, compute, transpose_b, transpose_a,
+                    n,         m,       k,           ldb,
+                    lda,       ldc,     align,       cublaslt_epilogue(epilogue)};
   CublasLt& blas = backend.blas();
-  const GemmPlan& plan = blas.plan(key);
+  const GemmPlan& plan = blas.plan(key, EpiloguePointers{epilogue.bias, epilogue.aux});
   if (!plan.found) return false;
-  if (bias)
-    check_cublas(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
-                                                sizeof(bias)),
-                 "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
   check_cublas(cublasLtMatmul(blas.handle(), plan.desc, &alpha_s, b, plan.first, a, plan.second,
                               &beta_s, c, plan.out, c, plan.out, &plan.algo, blas.workspace(),
                               CublasLt::kWorkspaceBytes, backend.stream()),
@@ -123,11 +163,49 @@ void gemm_bias(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, ind
   if (m == 0 || n == 0) return;
 #if NLA_CUDA_DEVICE_SYSTEM
   if (k > 0 && detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b,
-                                     ldb, T(0), c, n, bias))
+                                     ldb, T(0), c, n, {detail::EpilogueKind::Bias, bias}))
     return;
 #endif
   gemm(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
   add_bias(backend, c, bias, m, n);
+}
+
+// h[m, n] = op(A) op(B) (+ bias), c = gelu(h); bias may be null (the
+// contract of backend/cpu/gemm.hpp). On the GPU one GEMM with cuBLASLt's
+// GELU_AUX(_BIAS) epilogue, which writes both; otherwise the GEMM, then
+// gelu_forward.
+template <class T>
+void gemm_bias_gelu(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n,
+                    index_t k, const T* a, index_t lda, const T* b, index_t ldb, const T* bias,
+                    T* h, T* c) {
+  if (m == 0 || n == 0) return;
+#if NLA_CUDA_DEVICE_SYSTEM
+  if (k > 0 && detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b,
+                                     ldb, T(0), c, n, {detail::EpilogueKind::Gelu, bias, h}))
+    return;
+#endif
+  if (bias)
+    gemm_bias(backend, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, bias, h);
+  else
+    gemm(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), h, n);
+  gelu_forward(backend, c, h, m * n);
+}
+
+// c[m, n] = (op(A) op(B)) .* gelu'(h), h [m, n] the GELU's input (the
+// contract of backend/cpu/gemm.hpp): the gradient through a linear layer
+// and the GELU before it. On the GPU one GEMM with cuBLASLt's DGELU
+// epilogue; otherwise the GEMM, then gelu_backward in place.
+template <class T>
+void gemm_gelu_grad(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n,
+                    index_t k, const T* a, index_t lda, const T* b, index_t ldb, const T* h, T* c) {
+  if (m == 0 || n == 0) return;
+#if NLA_CUDA_DEVICE_SYSTEM
+  if (k > 0 && detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b,
+                                     ldb, T(0), c, n, {detail::EpilogueKind::GeluGrad, nullptr, h}))
+    return;
+#endif
+  gemm(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
+  gelu_backward(backend, c, c, h, m * n);
 }
 
 }  // namespace gpu
