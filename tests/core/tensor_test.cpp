@@ -60,3 +60,15 @@ TEST_CASE("check_finite names the first NaN or Inf", "[core][errors]") {
   REQUIRE_THROWS_WITH(check_finite(cpu, t.view(), "inject", "values"),
                       Catch::Contains("inject") && Catch::Contains("flat index 4"));
 }
+
+TEST_CASE("overlaps tells views that share an element from adjacent ones", "[core]") {
+  Tensor<float, Cpu> t(Shape{10});
+  const TensorView<float, Cpu> a(t.data(), Shape{4}), b(t.data() + 4, Shape{6}),
+      c(t.data() + 3, Shape{2});
+  CHECK_FALSE(overlaps(a, b));
+  CHECK_FALSE(overlaps(b, a));
+  CHECK(overlaps(a, c));
+  CHECK(overlaps(c, b));
+  CHECK(overlaps(a, a));
+  CHECK_FALSE(overlaps(a, TensorView<float, Cpu>()));
+}

@@ -153,11 +153,12 @@ TEMPLATE_TEST_CASE("Cuda GEMM with a bias epilogue matches the Cpu GEMM plus bia
 
 // GELU in the GEMM's epilogue (gemm_bias_gelu, then gemm_gelu_grad on the h
 // it wrote) against the Cpu's GEMM, bias and GELU. On a GPU, n = 16 with an
-// aligned bias or none takes cuBLASLt's GELU_AUX(_BIAS) and DGELU epilogues;
+// aligned bias or none and an aligned h takes cuBLASLt's GELU_AUX(_BIAS) and
+// DGELU epilogues, which the call counts confirm (fp32 and bf16, sm_80+);
 // n = 12 (the aux matrix's leading dimension must be a multiple of 8), a bias
-// one element in, fp64 and a backend with epilogues off take the unfused
-// kernels. The Cuda backend runs G, the Cpu accum_t<G>. fp32 tolerance 1e-4:
-// cuBLASLt's GELU evaluates tanh its own way.
+// or h one element in, fp64 and a backend with epilogues off take the
+// unfused kernels. The Cuda backend runs G, the Cpu accum_t<G>. fp32
+// tolerance 1e-4: cuBLASLt's GELU evaluates tanh its own way.
 namespace {
 template <class G>
 void check_gelu_epilogues(double tolerance) {
@@ -170,27 +171,44 @@ void check_gelu_epilogues(double tolerance) {
     for (index_t n : {index_t(16), index_t(12)})
       for (bool ta : {false, true})
         for (bool tb : {false, true})
-          for (index_t offset : {index_t(0), aligned, index_t(1), no_bias}) {
-            CAPTURE(fused, n, ta, tb, offset);
-            gpu.set_gemm_epilogues(fused);
-            const index_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad;
-            auto a = random_mirror<T, G>(gpu, (ta ? k : m) * lda, 1);
-            auto b = random_mirror<T, G>(gpu, (tb ? n : k) * ldb, 2);
-            auto h = random_mirror<T, G>(gpu, m * n, 3);
-            auto c = random_mirror<T, G>(gpu, m * n, 5);
-            // The gradient GEMM reuses a and b as its dy and W.
-            auto dh = random_mirror<T, G>(gpu, m * n, 6);
-            on_both(cpu, gpu, [&](auto& be) {
-              const auto* bias_ptr = offset == no_bias ? nullptr : bias.on(be) + offset;
-              gemm_bias_gelu(be, ta, tb, m, n, k, a.on(be), lda, b.on(be), ldb, bias_ptr, h.on(be),
-                             c.on(be));
-              gemm_gelu_grad(be, ta, tb, m, n, k, a.on(be), lda, b.on(be), ldb, h.on(be),
-                             dh.on(be));
-            });
-            CHECK(h.error(gpu) < tolerance);
-            CHECK(c.error(gpu) < tolerance);
-            CHECK(dh.error(gpu) < tolerance);
-          }
+          for (index_t offset : {index_t(0), aligned, index_t(1), no_bias})
+            for (index_t h_shift : {index_t(0), index_t(1)}) {
+              CAPTURE(fused, n, ta, tb, offset, h_shift);
+              gpu.set_gemm_epilogues(fused);
+              const index_t lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad;
+              auto a = random_mirror<T, G>(gpu, (ta ? k : m) * lda, 1);
+              auto b = random_mirror<T, G>(gpu, (tb ? n : k) * ldb, 2);
+              auto h = random_mirror<T, G>(gpu, m * n + h_shift, 3);
+              auto c = random_mirror<T, G>(gpu, m * n, 5);
+              auto dh = random_mirror<T, G>(gpu, m * n, 6);  // a and b reused as dy and W
+#if NLA_CUDA_DEVICE_SYSTEM
+              const std::int64_t gelu_before = gpu.blas().calls(CUBLASLT_EPILOGUE_GELU_AUX) +
+                                               gpu.blas().calls(CUBLASLT_EPILOGUE_GELU_AUX_BIAS),
+                                 grad_before = gpu.blas().calls(CUBLASLT_EPILOGUE_DGELU);
+#endif
+              on_both(cpu, gpu, [&](auto& be) {
+                const auto* bias_ptr = offset == no_bias ? nullptr : bias.on(be) + offset;
+                gemm_bias_gelu(be, ta, tb, m, n, k, a.on(be), lda, b.on(be), ldb, bias_ptr,
+                               h.on(be) + h_shift, c.on(be));
+                gemm_gelu_grad(be, ta, tb, m, n, k, a.on(be), lda, b.on(be), ldb,
+                               h.on(be) + h_shift, dh.on(be));
+              });
+              CHECK(h.error(gpu) < tolerance);
+              CHECK(c.error(gpu) < tolerance);
+              CHECK(dh.error(gpu) < tolerance);
+#if NLA_CUDA_DEVICE_SYSTEM
+              const bool fusable = fused && n % 8 == 0 && offset != 1 && h_shift == 0 &&
+                                   !std::is_same<G, double>::value &&
+                                   gpu.device_info().compute_capability >= 80;
+              const std::int64_t gelu_calls = gpu.blas().calls(CUBLASLT_EPILOGUE_GELU_AUX) +
+                                              gpu.blas().calls(CUBLASLT_EPILOGUE_GELU_AUX_BIAS) -
+                                              gelu_before,
+                                 grad_calls =
+                                     gpu.blas().calls(CUBLASLT_EPILOGUE_DGELU) - grad_before;
+              CHECK(gelu_calls == (fusable ? 1 : 0));
+              CHECK(grad_calls == (fusable ? 1 : 0));
+#endif
+            }
 }
 }  // namespace
 
@@ -203,6 +221,23 @@ TEMPLATE_TEST_CASE("Cuda GEMMs with GELU epilogues match the Cpu GEMM and GELU",
 TEST_CASE("Cuda bf16 GEMMs with GELU epilogues match the Cpu fp32 GEMM and GELU", "[cuda][bf16]") {
   NLA_SKIP_WITHOUT_DEVICE();
   check_gelu_epilogues<bf16>(2e-2);
+}
+
+TEST_CASE("a copied Cuda backend keeps the original's settings", "[cuda]") {
+  NLA_SKIP_WITHOUT_DEVICE();
+  Cuda gpu;
+  gpu.set_gemm_precision(gpu::GemmPrecision::Tf32);
+  gpu.set_attention_kernels(gpu::AttentionKernels::CudaCores);
+  gpu.set_gemm_epilogues(false);
+  const Cuda copied(gpu);
+  Cuda assigned;
+  assigned = gpu;
+  for (const Cuda* b : {&copied, static_cast<const Cuda*>(&assigned)}) {
+    CHECK(b->gemm_precision() == gpu::GemmPrecision::Tf32);
+    CHECK(b->attention_kernels() == gpu::AttentionKernels::CudaCores);
+    CHECK_FALSE(b->gemm_epilogues());
+  }
+  CHECK(Cuda().gemm_epilogues());
 }
 
 TEMPLATE_TEST_CASE("Cuda element-wise kernels match the Cpu ones", "[cuda]", float, double) {

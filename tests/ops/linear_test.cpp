@@ -144,7 +144,7 @@ TEST_CASE("linear GELU forms reject mismatched shapes with a clear error", "[ops
   TensorD x(Shape{3, 5}), w(Shape{4, 5}), h(Shape{3, 4}), y(Shape{3, 4}), bad(Shape{3, 5});
   const TensorView<const double, Cpu> none;
   REQUIRE_THROWS_WITH(linear_gelu_forward(cpu, bad.view(), h.view(), x.view(), w.view(), none),
-                      Catch::Contains("linear_gelu_forward") && Catch::Contains("y"));
+                      Catch::Contains("linear_gelu_forward: y has shape [3, 5], expected [3, 4]"));
   REQUIRE_THROWS_WITH(linear_gelu_forward(cpu, y.view(), bad.view(), x.view(), w.view(), none),
                       Catch::Contains("linear_gelu_forward") &&
                           Catch::Contains("h has shape [3, 5], expected 3 rows of 4"));
@@ -158,4 +158,15 @@ TEST_CASE("linear GELU forms reject mismatched shapes with a clear error", "[ops
       linear_backward(cpu, TensorView<double, Cpu>(), dw.view(), TensorView<double, Cpu>(),
                       dy.view(), x.view(), w.view(), bad.view()),
       Catch::Contains("gelu_input is given but dx is empty"));
+  // Aliasing: the forward writes both y and h; the backward writes dx while
+  // it reads gelu_input.
+  TensorD both(Shape{6, 4});
+  const TensorView<double, Cpu> first_half(both.data(), Shape{3, 4}),
+      shifted(both.data() + 2, Shape{3, 4});
+  REQUIRE_THROWS_WITH(linear_gelu_forward(cpu, first_half, shifted, x.view(), w.view(), none),
+                      Catch::Contains("linear_gelu_forward: y and h share memory"));
+  REQUIRE_THROWS_WITH(
+      linear_backward(cpu, dx.view(), dw.view(), TensorView<double, Cpu>(), dy.view(), x.view(),
+                      w.view(), ConstView<double, Cpu>(dx.view())),
+      Catch::Contains("linear_backward: dx and gelu_input share memory"));
 }

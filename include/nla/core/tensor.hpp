@@ -5,6 +5,7 @@
 // are the same thing to them. The backend is part of both types, so passing a
 // host view to a device op is a compile error, not a crash.
 
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
@@ -109,6 +110,18 @@ template <class View>
 void check_rank(const View& v, int rank, const char* op, const char* arg) {
   NLA_CHECK(v.shape().rank() == rank, op, "{} must have rank {}, got shape {}", arg, rank,
             v.shape());
+}
+
+// True when two views share an element. Pointers into different arrays do not
+// compare with <, so their addresses are compared as integers.
+template <class A, class B>
+bool overlaps(const A& a, const B& b) {
+  if (a.empty() || b.empty()) return false;
+  const auto a0 = reinterpret_cast<std::uintptr_t>(a.data()),
+             b0 = reinterpret_cast<std::uintptr_t>(b.data());
+  const auto a1 = a0 + std::uintptr_t(a.size()) * sizeof(*a.data()),
+             b1 = b0 + std::uintptr_t(b.size()) * sizeof(*b.data());
+  return a0 < b1 && b0 < a1;
 }
 
 }  // namespace nla

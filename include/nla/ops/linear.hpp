@@ -55,6 +55,7 @@ void linear_gelu_forward(B& backend, TensorView<T, B> y, TensorView<T, B> h, Con
   const char* op = "linear_gelu_forward";
   const index_t n = detail::check_linear<T, B>(op, "h", h, x, weight, bias, false);
   check_shape(y, h.shape(), op, "y");
+  NLA_CHECK(!overlaps(y, h), op, "y and h share memory: both are written");
   const index_t in = weight.shape()[1], out = weight.shape()[0];
   gemm_bias_gelu(backend, false, true, n, out, in, x.data(), in, weight.data(), in,
                  bias.empty() ? nullptr : bias.data(), h.data(), y.data());
@@ -78,6 +79,8 @@ void linear_backward(B& backend, TensorView<T, B> dx, TensorView<T, B> dweight,
   if (!gelu_input.empty()) {
     NLA_CHECK(!dx.empty(), op, "gelu_input is given but dx is empty");
     check_shape(gelu_input, dx.shape(), op, "gelu_input");
+    NLA_CHECK(!overlaps(dx, gelu_input), op,
+              "dx and gelu_input share memory: dx is written while gelu_input is read");
     gemm_gelu_grad(backend, false, false, n, in, out, dy.data(), ld, weight.data(), in,
                    gelu_input.data(), dx.data());
   } else if (!dx.empty()) {

@@ -65,7 +65,7 @@ struct GemmPlan {
 // kernels by the pointers it is shown.
 struct EpiloguePointers {
   const void* bias = nullptr;
-  const void* aux = nullptr;
+  const void* aux = nullptr;  // written by GELU_AUX(_BIAS), read by DGELU
 };
 
 class CublasLt {
@@ -87,6 +87,14 @@ class CublasLt {
   cublasLtHandle_t handle() const { return handle_; }
   void* workspace() const { return workspace_; }
 
+  // How many GEMMs ran with each cuBLASLt epilogue (CUBLASLT_EPILOGUE_*):
+  // what shows that a fused path ran, not its unfused fallback.
+  void count_call(int epilogue) { ++calls_[epilogue]; }
+  std::int64_t calls(int epilogue) const {
+    const auto it = calls_.find(epilogue);
+    return it == calls_.end() ? 0 : it->second;
+  }
+
   // Column-major D[rows, cols] = op(first)[rows, inner] op(second)[inner, cols]
   // (+ the key's epilogue), ready to run with `pointers`.
   const GemmPlan& plan(const GemmKey& k, const EpiloguePointers& pointers = {}) {
@@ -96,6 +104,71 @@ class CublasLt {
       return found->second;
     }
     GemmPlan p;
+    cublasLtMatmulPreference_t pref = nullptr;
+    try {
+      describe(k, pointers, p);
+      check_cublas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+    } catch (...) {
+      destroy(p);
+      throw;
+    }
+    const std::uint64_t bytes = kWorkspaceBytes;
+    const std::uint32_t align = static_cast<std::uint32_t>(k.alignment);
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes,
+                                         sizeof(bytes));
+    for (auto attr :
+         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+      cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
+    cublasLtMatmulHeuristicResult_t result{};
+    int found_count = 0;
+    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+        handle_, p.desc, p.first, p.second, p.out, p.out, pref, 1, &result, &found_count);
+    cublasLtMatmulPreferenceDestroy(pref);
+    p.found = status == CUBLAS_STATUS_SUCCESS && found_count > 0;
+    // An epilogue without an algorithm (which cuBLASLt reports as
+    // NOT_SUPPORTED, INVALID_VALUE or no result, by version and device) is
+    // remembered, so the caller's unfused path runs without asking again.
+    // Any other failure, and a plain GEMM without one, is an error.
+    const bool none = status == CUBLAS_STATUS_NOT_SUPPORTED ||
+                      status == CUBLAS_STATUS_INVALID_VALUE ||
+                      (status == CUBLAS_STATUS_SUCCESS && found_count == 0);
+    if (!p.found && none && k.epilogue != CUBLASLT_EPILOGUE_DEFAULT)
+      return plans_.emplace(k, p).first->second;
+    if (!p.found) {
+      destroy(p);
+      NLA_FAIL("gemm",
+               "cuBLASLt has no algorithm for [{}, {}] x [{}, {}] (ld {}, {}, {}, epilogue {}): {}",
+               k.rows, k.inner, k.inner, k.cols, k.ld_first, k.ld_second, k.ld_out, k.epilogue,
+               status == CUBLAS_STATUS_SUCCESS ? "no result" : cublasLtGetStatusString(status));
+    }
+    p.algo = result.algo;
+    return plans_.emplace(k, p).first->second;
+  }
+
+ private:
+  static bool uses_aux(int epilogue) {
+    return epilogue == CUBLASLT_EPILOGUE_GELU_AUX || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS ||
+           epilogue == CUBLASLT_EPILOGUE_DGELU;
+  }
+  static bool uses_bias(int epilogue) {
+    return epilogue == CUBLASLT_EPILOGUE_BIAS || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
+  }
+
+  static void set_pointers(const GemmPlan& p, const GemmKey& k, const EpiloguePointers& pointers) {
+    if (uses_bias(k.epilogue))
+      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                  &pointers.bias, sizeof(pointers.bias)),
+                   "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
+    if (uses_aux(k.epilogue))
+      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
+                                                  &pointers.aux, sizeof(pointers.aux)),
+                   "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)");
+  }
+
+  // The plan's descriptor (operations, epilogue, its pointers and AUX_LD)
+  // and matrix layouts; what it creates is in p for destroy() on failure.
+  static void describe(const GemmKey& k, const EpiloguePointers& pointers, GemmPlan& p) {
     const auto type = static_cast<cudaDataType_t>(k.data_type);
     const auto scale_type = type == CUDA_R_64F ? CUDA_R_64F : CUDA_R_32F;
     check_cublas(cublasLtMatmulDescCreate(&p.desc, static_cast<cublasComputeType_t>(k.compute_type),
@@ -129,69 +202,18 @@ class CublasLt {
     check_cublas(cublasLtMatrixLayoutCreate(&p.first, type, r1, c1, k.ld_first), "layout");
     check_cublas(cublasLtMatrixLayoutCreate(&p.second, type, r2, c2, k.ld_second), "layout");
     check_cublas(cublasLtMatrixLayoutCreate(&p.out, type, k.rows, k.cols, k.ld_out), "layout");
-
-    cublasLtMatmulPreference_t pref = nullptr;
-    check_cublas(cublasLtMatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
-    const std::uint64_t bytes = kWorkspaceBytes;
-    const std::uint32_t align = static_cast<std::uint32_t>(k.alignment);
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &bytes,
-                                         sizeof(bytes));
-    for (auto attr :
-         {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-          CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-      cublasLtMatmulPreferenceSetAttribute(pref, attr, &align, sizeof(align));
-    cublasLtMatmulHeuristicResult_t result{};
-    int found_count = 0;
-    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
-        handle_, p.desc, p.first, p.second, p.out, p.out, pref, 1, &result, &found_count);
-    cublasLtMatmulPreferenceDestroy(pref);
-    p.found = status == CUBLAS_STATUS_SUCCESS && found_count > 0;
-    // An epilogue without an algorithm (which cuBLASLt may report as
-    // NOT_SUPPORTED, INVALID_VALUE or no result, by version and device) is
-    // remembered, so the caller's unfused path runs without asking again. A
-    // plain GEMM without one is an error.
-    if (!p.found && k.epilogue != CUBLASLT_EPILOGUE_DEFAULT)
-      return plans_.emplace(k, p).first->second;
-    if (!p.found) {
-      destroy(p);
-      NLA_FAIL("gemm", "cuBLASLt has no algorithm for [{}, {}] x [{}, {}] (ld {}, {}, {}): {}",
-               k.rows, k.inner, k.inner, k.cols, k.ld_first, k.ld_second, k.ld_out,
-               status == CUBLAS_STATUS_SUCCESS ? "no result" : cublasLtGetStatusString(status));
-    }
-    p.algo = result.algo;
-    return plans_.emplace(k, p).first->second;
-  }
-
- private:
-  static bool uses_aux(int epilogue) {
-    return epilogue == CUBLASLT_EPILOGUE_GELU_AUX || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS ||
-           epilogue == CUBLASLT_EPILOGUE_DGELU;
-  }
-  static bool uses_bias(int epilogue) {
-    return epilogue == CUBLASLT_EPILOGUE_BIAS || epilogue == CUBLASLT_EPILOGUE_GELU_AUX_BIAS;
-  }
-
-  static void set_pointers(const GemmPlan& p, const GemmKey& k, const EpiloguePointers& pointers) {
-    if (uses_bias(k.epilogue))
-      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
-                                                  &pointers.bias, sizeof(pointers.bias)),
-                   "cublasLtMatmulDescSetAttribute(BIAS_POINTER)");
-    if (uses_aux(k.epilogue))
-      check_cublas(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER,
-                                                  &pointers.aux, sizeof(pointers.aux)),
-                   "cublasLtMatmulDescSetAttribute(EPILOGUE_AUX_POINTER)");
   }
 
   static void destroy(GemmPlan& p) {
-    cublasLtMatrixLayoutDestroy(p.first);
-    cublasLtMatrixLayoutDestroy(p.second);
-    cublasLtMatrixLayoutDestroy(p.out);
-    cublasLtMatmulDescDestroy(p.desc);
+    for (cublasLtMatrixLayout_t layout : {p.first, p.second, p.out})
+      if (layout) cublasLtMatrixLayoutDestroy(layout);
+    if (p.desc) cublasLtMatmulDescDestroy(p.desc);
   }
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   std::map<GemmKey, GemmPlan> plans_;
+  std::map<int, std::int64_t> calls_;
 };
 
 }  // namespace gpu

@@ -43,16 +43,20 @@ void gemm_portable(Cuda& backend, bool transpose_a, bool transpose_b, index_t m,
 // What the GEMM's epilogue does to P = alpha op(A) op(B) + beta C:
 //   None      C = P
 //   Bias      C = P + bias
-//   Gelu      aux = P (+ bias, if any), C = gelu(aux)
-//   GeluGrad  C = P .* gelu'(aux)
-// bias is [n] over C's rows; aux is [m, n] in C's layout.
+//   Gelu      gelu_input = P (+ bias, if any), C = gelu(gelu_input)
+//   GeluGrad  C = P .* gelu'(gelu_input)
+// bias is [n] over C's rows; gelu_input is [m, n] in C's layout (cuBLASLt's
+// aux matrix).
 enum class EpilogueKind { None, Bias, Gelu, GeluGrad };
 
 template <class T>
 struct Epilogue {
   EpilogueKind kind = EpilogueKind::None;
   const T* bias = nullptr;
-  const T* aux = nullptr;  // written by Gelu, read by GeluGrad
+  T* gelu_input_out = nullptr;       // Gelu writes it
+  const T* gelu_input_in = nullptr;  // GeluGrad reads it
+
+  const T* aux() const { return gelu_input_out ? gelu_input_out : gelu_input_in; }
 };
 
 #if NLA_CUDA_DEVICE_SYSTEM
@@ -85,8 +89,8 @@ int cublaslt_epilogue(const Epilogue<T>& e) {
 //   - a bias or aux matrix is not 16-byte aligned: cuBLASLt takes no
 //     alignment preference for them, and parameters are packed, so a bias
 //     after an odd-sized one can be misaligned;
-//   - GELU in fp64, or with n % 8 != 0 (the aux matrix's leading dimension
-//     must be a multiple of 8);
+//   - GELU in fp64, or with ldc % 8 != 0 (the aux matrix's leading
+//     dimension, which is C's, must be a multiple of 8);
 //   - cuBLASLt has no algorithm for that epilogue.
 // GeluGrad uses DGELU, not DGELU_BGRAD: the latter writes the bias gradient,
 // where a linear layer's gradients accumulate.
@@ -102,8 +106,8 @@ bool gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m,
         epilogue.kind == EpilogueKind::Gelu || epilogue.kind == EpilogueKind::GeluGrad;
     if (!backend.gemm_epilogues()) return false;
     if (epilogue.bias && pointer_alignment(epilogue.bias) < 16) return false;
-    if (epilogue.aux && pointer_alignment(epilogue.aux) < 16) return false;
-    if (gelu && (f64 || n % 8 != 0)) return false;
+    if (epilogue.aux() && pointer_alignment(epilogue.aux()) < 16) return false;
+    if (gelu && (f64 || ldc % 8 != 0)) return false;
   }
   // bf16 operands multiply on tensor cores with fp32 accumulation and fp32
   // alpha/beta; fp32 operands use TF32 tensor cores only when asked to.
@@ -128,12 +132,13 @@ bool gemm_cublaslt(Cuda& backend, bool transpose_a, bool transpose_b, index_t m,
                     n,         m,       k,           ldb,
                     lda,       ldc,     align,       cublaslt_epilogue(epilogue)};
   CublasLt& blas = backend.blas();
-  const GemmPlan& plan = blas.plan(key, EpiloguePointers{epilogue.bias, epilogue.aux});
+  const GemmPlan& plan = blas.plan(key, EpiloguePointers{epilogue.bias, epilogue.aux()});
   if (!plan.found) return false;
   check_cublas(cublasLtMatmul(blas.handle(), plan.desc, &alpha_s, b, plan.first, a, plan.second,
                               &beta_s, c, plan.out, c, plan.out, &plan.algo, blas.workspace(),
                               CublasLt::kWorkspaceBytes, backend.stream()),
                "cublasLtMatmul");
+  blas.count_call(key.epilogue);
   return true;
 }
 #endif
@@ -180,8 +185,9 @@ void gemm_bias_gelu(Cuda& backend, bool transpose_a, bool transpose_b, index_t m
                     T* h, T* c) {
   if (m == 0 || n == 0) return;
 #if NLA_CUDA_DEVICE_SYSTEM
-  if (k > 0 && detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b,
-                                     ldb, T(0), c, n, {detail::EpilogueKind::Gelu, bias, h}))
+  if (k > 0 &&
+      detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0),
+                            c, n, {detail::EpilogueKind::Gelu, bias, h, nullptr}))
     return;
 #endif
   if (bias)
@@ -200,8 +206,9 @@ void gemm_gelu_grad(Cuda& backend, bool transpose_a, bool transpose_b, index_t m
                     index_t k, const T* a, index_t lda, const T* b, index_t ldb, const T* h, T* c) {
   if (m == 0 || n == 0) return;
 #if NLA_CUDA_DEVICE_SYSTEM
-  if (k > 0 && detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b,
-                                     ldb, T(0), c, n, {detail::EpilogueKind::GeluGrad, nullptr, h}))
+  if (k > 0 &&
+      detail::gemm_cublaslt(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0),
+                            c, n, {detail::EpilogueKind::GeluGrad, nullptr, nullptr, h}))
     return;
 #endif
   gemm(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
