@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -98,6 +99,28 @@ template <class F>
 void on_both(Cpu& cpu, Cuda& gpu, F f) {
   f(cpu);
   f(gpu);
+}
+
+// Each column's sum of x [rows, cols] (and of x^2 alongside, through the
+// paired sums a LayerNorm's backward takes), by reduce.cuh at a given chunking.
+template <class T>
+void device_column_sums(Cuda& gpu, T* sums, T* pair_sums, const T* x, index_t rows, index_t cols,
+                        index_t chunk_rows) {
+  using A = accum_t<T>;
+  gpu::column_sums<A>(
+      gpu, rows, cols, [=] NLA_HOST_DEVICE(index_t r, index_t c) { return A(x[r * cols + c]); },
+      [=] NLA_HOST_DEVICE(index_t c, A total) { sums[c] = T(total); }, chunk_rows);
+  gpu::column_sums<gpu::SumPair<A>>(
+      gpu, rows, cols,
+      [=] NLA_HOST_DEVICE(index_t r, index_t c) {
+        const A v = x[r * cols + c];
+        return gpu::SumPair<A>{v, v * v};
+      },
+      [=] NLA_HOST_DEVICE(index_t c, gpu::SumPair<A> total) {
+        pair_sums[2 * c] = T(total.first);
+        pair_sums[2 * c + 1] = T(total.second);
+      },
+      chunk_rows);
 }
 
 }  // namespace
@@ -281,6 +304,55 @@ TEMPLATE_TEST_CASE("Cuda element-wise kernels match the Cpu ones", "[cuda]", flo
     mask_columns(be, y.on(be), rows - 1, cols, cols - 2,
                  static_cast<const std::uint8_t*>(keep.on(be)), T(-7));
   });
+}
+
+// Bias and norm gradients are column sums in two passes (chunks of rows, then
+// the chunks' partial sums); every chunking must give the sums, including a
+// last chunk cut short, one chunk for every row and one row per chunk.
+TEMPLATE_TEST_CASE("Cuda column sums match sums in fp64 for every chunking", "[cuda]", float,
+                   double) {
+  NLA_SKIP_WITHOUT_DEVICE();
+  using T = TestType;
+  Cuda gpu;
+  const std::vector<std::pair<index_t, index_t>> shapes = {{1, 1},   {7, 3},    {64, 5},
+                                                           {65, 33}, {300, 40}, {1000, 3}};
+  for (const auto& [rows, cols] : shapes) {
+    const std::vector<T> values = normal<T>(rows * cols, std::uint64_t(rows * 31 + cols), 2.0);
+    Tensor<T, Cuda> x(Shape{rows * cols}), sums(Shape{cols}), pair_sums(Shape{2 * cols});
+    from_host(gpu, x.view(), values.data());
+    std::vector<double> expected(static_cast<std::size_t>(cols)),
+        expected_squares(static_cast<std::size_t>(cols)), scale(static_cast<std::size_t>(cols));
+    for (index_t r = 0; r < rows; ++r)
+      for (index_t c = 0; c < cols; ++c) {
+        const double v = values[std::size_t(r * cols + c)];
+        expected[std::size_t(c)] += v;
+        expected_squares[std::size_t(c)] += v * v;
+        scale[std::size_t(c)] += std::abs(v);
+      }
+    for (index_t chunk_rows : {index_t(1), index_t(7), index_t(8), index_t(64), rows + 5,
+                               gpu::default_column_chunk_rows(rows, cols)}) {
+      INFO("rows " << rows << ", cols " << cols << ", chunks of " << chunk_rows << " rows");
+      device_column_sums(gpu, sums.data(), pair_sums.data(), x.data(), rows, cols, chunk_rows);
+      const auto got = to_host(gpu, sums.view());
+      const auto got_pairs = to_host(gpu, pair_sums.view());
+      for (index_t c = 0; c < cols; ++c) {
+        const double s = scale[std::size_t(c)];
+        CHECK(std::abs(double(got[c]) - expected[std::size_t(c)]) <= tolerance<T>() * (1 + s));
+        CHECK(std::abs(double(got_pairs[2 * c]) - expected[std::size_t(c)]) <=
+              tolerance<T>() * (1 + s));
+        CHECK(std::abs(double(got_pairs[2 * c + 1]) - expected_squares[std::size_t(c)]) <=
+              tolerance<T>() * (1 + expected_squares[std::size_t(c)]));
+      }
+    }
+  }
+  // The default chunk: 64 rows where that leaves a GPU enough (chunk, column)
+  // sums to run at once, fewer (down to 8) where it would not.
+  CHECK(gpu::default_column_chunk_rows(16 * 1024, 768) == 64);
+  CHECK(gpu::default_column_chunk_rows(64 * 128, 256) == 16);
+  CHECK(gpu::default_column_chunk_rows(64, 768) == 8);
+  CHECK_THROWS_WITH(device_column_sums(gpu, static_cast<T*>(nullptr), static_cast<T*>(nullptr),
+                                       static_cast<const T*>(nullptr), 4, 3, 0),
+                    Catch::Contains("chunk_rows is 0"));
 }
 
 TEMPLATE_TEST_CASE("Cuda norm, embedding, RoPE and cross-entropy kernels match the Cpu ones",

@@ -61,15 +61,18 @@ void layernorm_backward(Cuda& backend, T* dx, T* dw, T* db, const T* dy, const T
       dxr[i] += T(s * (A(dyr[i]) * A(w[i]) - sum_g - xhat * sum_gx));
     }
   });
-  column_sums<A>(
+  // dw[c] += sum_r dy[r, c] xhat[r, c] and db[c] += sum_r dy[r, c], in one
+  // pass over dy.
+  column_sums<SumPair<A>>(
       backend, rows, d,
       [=] NLA_HOST_DEVICE(index_t r, index_t c) {
-        return A(dy[r * d + c]) * (A(x[r * d + c]) - mean[r]) * rstd[r];
+        const A g = dy[r * d + c];
+        return SumPair<A>{g * (A(x[r * d + c]) - mean[r]) * rstd[r], g};
       },
-      [=] NLA_HOST_DEVICE(index_t c, A total) { dw[c] += T(total); });
-  column_sums<A>(
-      backend, rows, d, [=] NLA_HOST_DEVICE(index_t r, index_t c) { return A(dy[r * d + c]); },
-      [=] NLA_HOST_DEVICE(index_t c, A total) { db[c] += T(total); });
+      [=] NLA_HOST_DEVICE(index_t c, SumPair<A> total) {
+        dw[c] += T(total.first);
+        db[c] += T(total.second);
+      });
 }
 
 template <class T>
