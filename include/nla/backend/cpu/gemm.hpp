@@ -13,6 +13,7 @@
 #include "nla/backend/cpu/eigen.hpp"
 #include "nla/backend/cpu/elementwise.hpp"
 #include "nla/backend/cpu/few_rows_gemm.hpp"
+#include "nla/backend/unfused_epilogues.hpp"
 
 namespace nla {
 namespace cpu {
@@ -47,37 +48,12 @@ void gemm(Cpu&, bool transpose_a, bool transpose_b, index_t m, index_t n, index_
   }
 }
 
-// C[m, n] = op(A) op(B) + bias, bias [n] added to every row of the
-// contiguous C: a linear layer's forward. Two passes here; the Cuda backend
-// fuses the bias into the GEMM's epilogue.
-template <class T>
-void gemm_bias(Cpu& cpu, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
-               const T* a, index_t lda, const T* b, index_t ldb, const T* bias, T* c) {
-  gemm(cpu, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
-  add_bias(cpu, c, bias, m, n);
-}
-
-// h[m, n] = op(A) op(B) (+ bias, unless null), c = gelu(h), both contiguous:
-// the first half of a GELU MLP, keeping the pre-activation for the backward.
-// The Cuda backend fuses the GELU into the GEMM's epilogue.
-template <class T>
-void gemm_bias_gelu(Cpu& cpu, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
-                    const T* a, index_t lda, const T* b, index_t ldb, const T* bias, T* h, T* c) {
-  if (bias)
-    gemm_bias(cpu, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, bias, h);
-  else
-    gemm(cpu, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), h, n);
-  gelu_forward(cpu, c, h, m * n);
-}
-
-// c[m, n] = (op(A) op(B)) .* gelu'(h), contiguous: the gradient through a
-// linear layer into the GELU that fed it, h being the GELU's input.
-template <class T>
-void gemm_gelu_grad(Cpu& cpu, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
-                    const T* a, index_t lda, const T* b, index_t ldb, const T* h, T* c) {
-  gemm(cpu, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
-  gelu_backward(cpu, c, c, h, m * n);
-}
+// The GEMM-epilogue kernels (a linear layer's bias, a GELU MLP's activation
+// forward and backward) run unfused here: a GEMM, then the element-wise pass.
+// The Cuda backend fuses them into cuBLASLt's epilogues.
+using unfused::gemm_bias;
+using unfused::gemm_bias_gelu;
+using unfused::gemm_gelu_grad;
 
 }  // namespace cpu
 }  // namespace nla

@@ -14,6 +14,7 @@
 
 #include "nla/backend/cuda/cuda.cuh"
 #include "nla/backend/cuda/elementwise.cuh"
+#include "nla/backend/unfused_epilogues.hpp"
 #include "nla/core/scalar.hpp"
 
 namespace nla {
@@ -159,9 +160,9 @@ void gemm(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t 
 }
 
 // C[m, n] = op(A) op(B) + bias, bias [n] added to every row of the
-// contiguous C (the contract of backend/cpu/gemm.hpp). On the GPU the bias
+// contiguous C (the contract of backend/unfused_epilogues.hpp). On the GPU the bias
 // rides in cuBLASLt's epilogue; otherwise (no such algorithm, or Thrust's
-// host systems) the GEMM and add_bias run one after the other.
+// host systems) the unfused GEMM and add_bias.
 template <class T>
 void gemm_bias(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, index_t n, index_t k,
                const T* a, index_t lda, const T* b, index_t ldb, const T* bias, T* c) {
@@ -171,12 +172,11 @@ void gemm_bias(Cuda& backend, bool transpose_a, bool transpose_b, index_t m, ind
                                      ldb, T(0), c, n, {detail::EpilogueKind::Bias, bias}))
     return;
 #endif
-  gemm(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
-  add_bias(backend, c, bias, m, n);
+  unfused::gemm_bias(backend, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, bias, c);
 }
 
 // h[m, n] = op(A) op(B) (+ bias), c = gelu(h); bias may be null (the
-// contract of backend/cpu/gemm.hpp). On the GPU one GEMM with cuBLASLt's
+// contract of backend/unfused_epilogues.hpp). On the GPU one GEMM with cuBLASLt's
 // GELU_AUX(_BIAS) epilogue, which writes both; otherwise the GEMM, then
 // gelu_forward.
 template <class T>
@@ -190,15 +190,11 @@ void gemm_bias_gelu(Cuda& backend, bool transpose_a, bool transpose_b, index_t m
                             c, n, {detail::EpilogueKind::Gelu, bias, h, nullptr}))
     return;
 #endif
-  if (bias)
-    gemm_bias(backend, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, bias, h);
-  else
-    gemm(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), h, n);
-  gelu_forward(backend, c, h, m * n);
+  unfused::gemm_bias_gelu(backend, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, bias, h, c);
 }
 
 // c[m, n] = (op(A) op(B)) .* gelu'(h), h [m, n] the GELU's input (the
-// contract of backend/cpu/gemm.hpp): the gradient through a linear layer
+// contract of backend/unfused_epilogues.hpp): the gradient through a linear layer
 // and the GELU before it. On the GPU one GEMM with cuBLASLt's DGELU
 // epilogue; otherwise the GEMM, then gelu_backward in place.
 template <class T>
@@ -211,8 +207,7 @@ void gemm_gelu_grad(Cuda& backend, bool transpose_a, bool transpose_b, index_t m
                             c, n, {detail::EpilogueKind::GeluGrad, nullptr, nullptr, h}))
     return;
 #endif
-  gemm(backend, transpose_a, transpose_b, m, n, k, T(1), a, lda, b, ldb, T(0), c, n);
-  gelu_backward(backend, c, c, h, m * n);
+  unfused::gemm_gelu_grad(backend, transpose_a, transpose_b, m, n, k, a, lda, b, ldb, h, c);
 }
 
 }  // namespace gpu
